@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up (with the test extras) and run the project's checks: ruff, mypy, pytest.
+# Extra arguments go to pytest, e.g. ./run-tests.sh -k dpo -x
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+./setup.sh --extras test
+.venv/bin/ruff check src tests
+.venv/bin/ruff format --check src tests
+.venv/bin/mypy
+.venv/bin/python -m pytest "$@"

@@ -1,0 +1,3 @@
+from fairseq2_preference.cli import main
+
+main()

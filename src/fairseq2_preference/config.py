@@ -1,0 +1,228 @@
+"""Typed configuration of the preference finetuning recipe.
+
+The defaults describe a Llama 3.1 8B Instruct DPO run on one 8-GPU node, as the
+fairseq2 0.4 preset did: FSDP, bf16 mixed precision, layerwise activation
+checkpointing, AdamW at 5.5e-6 with a cosine schedule. Every field can be
+changed from YAML (``--config-file``) or the command line (``--config k=v``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from fairseq2.data_type import DataType
+from fairseq2.recipe.config import (
+    ADAMW_OPTIMIZER,
+    COSINE_ANNEALING_LR,
+    ActivationCheckpointingConfig,
+    AdamWConfig,
+    CommonSection,
+    CosineAnnealingLRConfig,
+    DatasetSection,
+    GangSection,
+    LRSchedulerSection,
+    ModelSection,
+    OptimizerSection,
+    ReferenceModelSection,
+    RegimeSection,
+    SupportsStructure,
+    TokenizerSection,
+    TrainerSection,
+)
+from fairseq2.runtime.dependency import DependencyResolver
+from fairseq2.utils.validation import ValidationResult
+from fairseq2.world_info import WorldInfo
+from typing_extensions import override
+
+from fairseq2_preference.criteria import structure_criterion_config
+
+DEFAULT_MODEL = "llama3_1_8b_instruct"
+
+
+@dataclass(kw_only=True)
+class CriterionSection(SupportsStructure):
+    """Which loss to train with: ``{name: dpo, config: {beta: 0.1}}``."""
+
+    name: str = "dpo"
+    """A registered criterion (see ``fairseq2_preference.criteria.criterion_names()``)."""
+
+    config: object = field(default_factory=dict)
+    """The criterion's hyper-parameters; omitted fields take the criterion's defaults."""
+
+    @override
+    def structure(self, resolver: DependencyResolver) -> None:
+        self.config = structure_criterion_config(self.name, self.config)
+
+
+@dataclass
+class PreferenceReferenceModelSection(ReferenceModelSection):
+    """The frozen reference model: by card ``name``, or by ``path`` + ``family``.
+
+    To start from an earlier run (e.g. SFT, then DPO), set
+    ``common.assets.prev_checkpoint_dir: <run>/checkpoints`` and name the card
+    ``checkpoint_step_<N>`` (or ``checkpoint`` for the last one).
+    """
+
+    dtype: DataType | None = None  # type: ignore[assignment]
+    """``None``: the dtype of the policy's parameters during the forward pass, i.e.
+    ``trainer.mixed_precision.dtype`` under FSDP with ``static`` mixed precision,
+    else ``model.dtype`` (see :func:`resolve_reference_dtype`)."""
+
+
+@dataclass(kw_only=True)
+class PreferenceDatasetSection(DatasetSection):
+    """The data and how it is read. ``name`` is a dataset asset card; or set
+    ``name: null``, ``family: generic_preference`` and ``config_overrides.path``."""
+
+    name: str | None = "openassistant2_llama3_preference"
+
+    train_split: str = "train"
+    """Split to train on, when the dataset has named splits."""
+
+    valid_split: str | None = "dev"
+    """Split to validate on, when the dataset has it (or when ``valid_dataset``
+    is set). ``None`` turns validation off."""
+
+    source_encode_mode: str = "prompt"
+    """Tokenizer mode for ``src``: ``prompt`` adds BOS."""
+
+    target_encode_mode: str = "prompt_response"
+    """Tokenizer mode for responses: ``prompt_response`` adds EOS."""
+
+    mask_source_tokens: bool = True
+    """If ``True``, prompt tokens count neither in log-probs nor in the NLL."""
+
+    min_seq_len: int = 1
+    """Examples with a sequence (prompt + response) shorter than this are dropped."""
+
+    max_seq_len: int = 8192
+    """Examples with a sequence longer than this are dropped (and counted in the log)."""
+
+    max_num_tokens: int = 8192 * 2
+    """Token budget per batch, padding included: 2 × pairs × longest sequence."""
+
+    batch_size: int | None = None
+    """If set, batches hold this many pairs and ``max_num_tokens`` is ignored."""
+
+    max_num_valid_tokens: int | None = None
+    """Token budget of validation batches (default: ``max_num_tokens``)."""
+
+    example_shuffle_window: int = 10_000
+    """Sliding window for shuffling pairs (1: off, 0: whole split in memory)."""
+
+    batch_shuffle_window: int = 1_000
+    """Sliding window for shuffling batches (1: off)."""
+
+    prefetch: int = 4
+    """Batches prepared ahead in the background."""
+
+    @override
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if not 1 <= self.min_seq_len <= self.max_seq_len:
+            result.add_error("`min_seq_len` must be >= 1 and <= `max_seq_len`.")
+        if self.batch_size is not None and self.batch_size < 1:
+            result.add_error("`batch_size` must be >= 1.")
+        for name in ("max_num_tokens", "max_num_valid_tokens"):
+            budget = getattr(self, name)
+            if budget is not None and budget < 2 * self.max_seq_len:
+                result.add_error(
+                    f"`{name}` ({budget}) must be at least 2 × `max_seq_len` "
+                    f"({2 * self.max_seq_len}) so that the longest pair fits in a batch."
+                )
+        for name in ("example_shuffle_window", "batch_shuffle_window"):
+            if getattr(self, name) < 0:
+                result.add_error(f"`{name}` must be >= 0.")
+        return result
+
+
+@dataclass(kw_only=True)
+class PreferenceFinetuneConfig(SupportsStructure):
+    model: ModelSection = field(default_factory=lambda: ModelSection(name=DEFAULT_MODEL))
+
+    reference_model: PreferenceReferenceModelSection | None = field(
+        default_factory=lambda: PreferenceReferenceModelSection(name=DEFAULT_MODEL)
+    )
+    """Ignored (and not loaded) when the criterion needs no reference."""
+
+    dataset: PreferenceDatasetSection = field(
+        default_factory=lambda: PreferenceDatasetSection(family=None)
+    )
+
+    valid_dataset: DatasetSection | None = None
+    """A separate validation dataset (e.g. a ``..._dev`` card); read with the
+    options of ``dataset`` and its ``valid_split`` when it has named splits."""
+
+    tokenizer: TokenizerSection = field(
+        default_factory=lambda: TokenizerSection(name=DEFAULT_MODEL)
+    )
+
+    gang: GangSection = field(default_factory=lambda: GangSection())
+
+    trainer: TrainerSection = field(
+        default_factory=lambda: TrainerSection(
+            data_parallelism="fsdp",
+            activation_checkpointing=ActivationCheckpointingConfig(mode="layerwise"),
+            max_grad_norm=1.0,
+        )
+    )
+
+    criterion: CriterionSection = field(default_factory=lambda: CriterionSection())
+
+    optimizer: OptimizerSection = field(
+        default_factory=lambda: OptimizerSection(
+            name=ADAMW_OPTIMIZER,
+            config=AdamWConfig(lr=5.5e-6, betas=(0.9, 0.95), weight_decay=0.1),
+        )
+    )
+
+    lr_scheduler: LRSchedulerSection = field(
+        default_factory=lambda: LRSchedulerSection(
+            name=COSINE_ANNEALING_LR, config=CosineAnnealingLRConfig(final_lr_scale=0.2)
+        )
+    )
+    """For a constant learning rate: ``{name: passthrough, config: null}``."""
+
+    regime: RegimeSection = field(
+        default_factory=lambda: RegimeSection(
+            num_steps=5_000,
+            validate_every_n_steps=500,
+            checkpoint_every_n_steps=1_000,
+            keep_last_n_checkpoints=1,
+            publish_metrics_every_n_steps=10,
+        )
+    )
+
+    common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+    """``no_sweep_dir`` defaults to ``True``: the output directory *is* the run, so
+    re-running with a larger ``regime.num_steps`` resumes it (fairseq2's sweep
+    sub-directory is named after a hash of the whole config)."""
+
+    @override
+    def structure(self, resolver: DependencyResolver) -> None:
+        resolve_reference_dtype(self, resolver.resolve(WorldInfo).size)
+
+
+def resolve_reference_dtype(config: PreferenceFinetuneConfig, world_size: int) -> None:
+    """Give an unset ``reference_model.dtype`` the dtype of the policy's parameters.
+
+    fairseq2 casts the policy's parameters to ``trainer.mixed_precision.dtype``
+    only for ``static`` mixed precision under FSDP with several processes; in
+    every other case the parameters stay in ``model.dtype`` and mixed precision
+    is autocast, which then applies to the reference forward as well. Matching
+    that makes policy and reference compute identically at the start (the DPO
+    loss is exactly ln 2 when both are the same model); an fp32 reference next
+    to a bf16 FSDP policy would not.
+
+    Runs when the config is structured, so ``config.yaml`` records the real dtype.
+    """
+    reference = config.reference_model
+    if reference is None or reference.dtype is not None:
+        return
+    trainer = config.trainer
+    cast = (
+        trainer.mixed_precision.mode == "static"
+        and trainer.data_parallelism == "fsdp"
+        and world_size > 1
+    )
+    reference.dtype = trainer.mixed_precision.dtype if cast else config.model.dtype

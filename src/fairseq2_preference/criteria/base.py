@@ -1,0 +1,148 @@
+"""The criterion interface: what every preference loss receives and returns.
+
+A criterion sees one number per sequence, never tokens: the train unit runs the
+model(s), reduces token log-probabilities to per-sequence sums in float32 and
+hands them over as :class:`SequenceLogps`. That keeps each loss a few lines of
+tensor algebra that can be unit-tested against an independent formula, and lets
+a user add a loss without touching the model, the data or the trainer.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import ClassVar
+
+from fairseq2.utils.validation import ValidationResult
+from torch import Tensor
+from torch.nn.functional import logsigmoid
+
+
+@dataclass(frozen=True)
+class SequenceLogps:
+    """Per-pair sequence log-probabilities, all 1-D float32 tensors of length N.
+
+    ``chosen`` and ``rejected`` are policy log-probabilities **summed** over the
+    response tokens only (prompt and padding masked out). ``ref_chosen`` and
+    ``ref_rejected`` are the same sums under the frozen reference model, or
+    ``None`` when the criterion needs no reference.
+    """
+
+    chosen: Tensor
+    rejected: Tensor
+    chosen_lengths: Tensor
+    """Number of response tokens of each chosen sequence (>= 1)."""
+    rejected_lengths: Tensor
+    """Number of response tokens of each rejected sequence (>= 1)."""
+    ref_chosen: Tensor | None = None
+    ref_rejected: Tensor | None = None
+
+    @property
+    def num_pairs(self) -> int:
+        return int(self.chosen.numel())
+
+    @property
+    def chosen_mean(self) -> Tensor:
+        """Policy log-probabilities averaged over response tokens."""
+        return self.chosen / self.chosen_lengths
+
+    @property
+    def rejected_mean(self) -> Tensor:
+        return self.rejected / self.rejected_lengths
+
+    def chosen_ratio(self, length_normalized: bool = False) -> Tensor:
+        """ρc = log πθ(yc|x) − log πref(yc|x), summed or per-token averaged."""
+        ratio = self.chosen - self._ref("ref_chosen", self.ref_chosen)
+        return ratio / self.chosen_lengths if length_normalized else ratio
+
+    def rejected_ratio(self, length_normalized: bool = False) -> Tensor:
+        """ρr = log πθ(yr|x) − log πref(yr|x), summed or per-token averaged."""
+        ratio = self.rejected - self._ref("ref_rejected", self.ref_rejected)
+        return ratio / self.rejected_lengths if length_normalized else ratio
+
+    def _ref(self, name: str, value: Tensor | None) -> Tensor:
+        if value is None:
+            raise ValueError(
+                f"`{name}` is None: this criterion needs reference log-probabilities. "
+                "Configure `reference_model` in the recipe config."
+            )
+        return value
+
+
+@dataclass(kw_only=True)
+class CriterionConfig:
+    """Fields every criterion config has; subclass it to add hyper-parameters."""
+
+    nll_scale: float = 0.0
+    """Weight of the token-mean NLL of the chosen responses, added to the pair
+    losses by the train unit (RPO-style regularisation; 0 disables it)."""
+
+    def validate(self) -> ValidationResult:
+        result = ValidationResult()
+        if self.nll_scale < 0.0:
+            result.add_error(f"`nll_scale` must be >= 0, but is {self.nll_scale}.")
+        return result
+
+
+class PreferenceCriterion(ABC):
+    """Base class of a preference loss.
+
+    Subclass it, decorate the subclass with
+    :func:`~fairseq2_preference.criteria.register_criterion`, and name it in the
+    recipe config (``criterion: {name: ..., config: {...}}``).
+
+    Normalisation: :meth:`pair_losses` returns one loss per pair, *not* averaged.
+    The unit sums them and fairseq2's trainer divides the gradients by the number
+    of pairs over all ranks and accumulated micro-batches, so every pair weighs
+    the same however the data is split. The optional NLL term is added by the
+    unit, weighted by ``config.nll_scale``.
+    """
+
+    name: ClassVar[str] = ""
+    """Set by :func:`register_criterion`."""
+
+    display_name: ClassVar[str | None] = None
+    """How the criterion's loss metric is labelled in logs (default: the name)."""
+
+    needs_reference: ClassVar[bool] = True
+    """Whether :meth:`pair_losses` reads ``ref_chosen`` / ``ref_rejected``. The
+    recipe refuses to start a criterion that needs one without a reference model,
+    and never loads a reference model for one that does not."""
+
+    extra_metric_names: ClassVar[tuple[str, ...]] = ()
+    """Keys of :meth:`extra_metrics`, logged as ``<name>/<key>``."""
+
+    def __init__(self, config: CriterionConfig) -> None:
+        self.config = config
+
+    @property
+    def nll_scale(self) -> float:
+        return self.config.nll_scale
+
+    @abstractmethod
+    def pair_losses(self, logps: SequenceLogps) -> Tensor:
+        """Return the per-pair loss, shape ``[N]``, without any NLL term."""
+
+    def chosen_rewards(self, logps: SequenceLogps) -> Tensor | None:
+        """The implicit reward of each chosen response, for metrics (or None)."""
+        return None
+
+    def rejected_rewards(self, logps: SequenceLogps) -> Tensor | None:
+        """The implicit reward of each rejected response, for metrics (or None)."""
+        return None
+
+    def extra_metrics(self, logps: SequenceLogps) -> Mapping[str, Tensor]:
+        """Per-pair values of ``extra_metric_names``, logged as ``<name>/<key>`` means."""
+        return {}
+
+
+def logsigmoid_loss(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
+    """−(1−ε)·logσ(z) − ε·logσ(−z): the Bradley–Terry loss with label noise ε.
+
+    Written with ``logsigmoid`` so that it stays finite for any finite ``z``.
+    """
+    loss = -logsigmoid(logits)
+    if label_smoothing:
+        loss = (1.0 - label_smoothing) * loss - label_smoothing * logsigmoid(-logits)
+    return loss

@@ -1,0 +1,80 @@
+"""DPO — Direct Preference Optimization, with cDPO label smoothing.
+
+Rafailov et al., 2023, https://arxiv.org/abs/2305.18290; label smoothing (cDPO)
+from Mitchell, 2023, https://ericmitchell.ai/cdpo.pdf.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fairseq2.utils.validation import ValidationResult
+from torch import Tensor
+
+from fairseq2_preference.criteria.base import (
+    CriterionConfig,
+    PreferenceCriterion,
+    SequenceLogps,
+    logsigmoid_loss,
+)
+from fairseq2_preference.criteria.registry import register_criterion
+
+
+@dataclass(kw_only=True)
+class DpoConfig(CriterionConfig):
+    beta: float = 0.1
+    """β: strength of the implicit KL constraint to the reference (smaller
+    values let the policy drift further)."""
+
+    label_smoothing: float = 0.0
+    """ε: assumed probability that a preference label is flipped (cDPO); 0 is plain DPO."""
+
+    length_normalization: bool = False
+    """Average log-probabilities over response tokens before taking ratios,
+    which removes DPO's bias towards long responses (as in SimPO's analysis)."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.beta <= 0.0:
+            result.add_error(f"`beta` must be > 0, but is {self.beta}.")
+        if not 0.0 <= self.label_smoothing < 0.5:
+            result.add_error(
+                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
+            )
+        return result
+
+
+@register_criterion("dpo", DpoConfig)
+class DpoCriterion(PreferenceCriterion):
+    """DPO: a Bradley–Terry classifier on the policy/reference log-ratio margin.
+
+    Intuition: the optimal policy of KL-regularised reward maximisation satisfies
+    r(x, y) = β·log πθ(y|x)/πref(y|x) + const, so fitting that implicit reward to
+    the preferences trains the policy directly, with no reward model and no RL.
+
+    With ρ = log πθ − log πref, summed over response tokens (or averaged when
+    ``length_normalization``) and h = ρc − ρr::
+
+        loss = −(1−ε)·logσ(β·h) − ε·logσ(−β·h)
+        rewards: β·ρc (chosen), β·ρr (rejected)
+
+    Prompt and padding tokens never count. At initialisation (policy = reference)
+    the loss is ln 2 for every pair.
+    """
+
+    display_name = "DPO Loss"
+
+    config: DpoConfig
+
+    def _margin_logits(self, logps: SequenceLogps) -> Tensor:
+        norm = self.config.length_normalization
+        return self.config.beta * (logps.chosen_ratio(norm) - logps.rejected_ratio(norm))
+
+    def pair_losses(self, logps: SequenceLogps) -> Tensor:
+        return logsigmoid_loss(self._margin_logits(logps), self.config.label_smoothing)
+
+    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * logps.chosen_ratio(self.config.length_normalization)
+
+    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * logps.rejected_ratio(self.config.length_normalization)

@@ -1,0 +1,22 @@
+"""Dataset families, batching and the batch type of the preference recipes."""
+
+from __future__ import annotations
+
+from fairseq2_preference.data.batch import PreferenceBatch as PreferenceBatch
+from fairseq2_preference.data.batching import Batching as Batching
+from fairseq2_preference.data.batching import LengthBatching as LengthBatching
+from fairseq2_preference.data.batching import StaticBatching as StaticBatching
+from fairseq2_preference.data.dataset import JsonlDataset as JsonlDataset
+from fairseq2_preference.data.dataset import ReadOptions as ReadOptions
+from fairseq2_preference.data.family import (
+    GENERIC_INSTRUCTION_FAMILY as GENERIC_INSTRUCTION_FAMILY,
+)
+from fairseq2_preference.data.family import (
+    GENERIC_PREFERENCE_FAMILY as GENERIC_PREFERENCE_FAMILY,
+)
+from fairseq2_preference.data.family import JsonlDatasetConfig as JsonlDatasetConfig
+from fairseq2_preference.data.family import register_dataset_families as register_dataset_families
+from fairseq2_preference.data.jsonl import INSTRUCTION_ROW as INSTRUCTION_ROW
+from fairseq2_preference.data.jsonl import PREFERENCE_ROW as PREFERENCE_ROW
+from fairseq2_preference.data.jsonl import RowSchema as RowSchema
+from fairseq2_preference.data.source import JsonlSource as JsonlSource

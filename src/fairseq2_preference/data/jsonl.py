@@ -1,0 +1,114 @@
+"""Reading jsonl rows so that a bad row is named by file and line number.
+
+fairseq2's ``read_text`` streams bare lines (resumably, in native code). Line
+numbers are only needed when a row is bad, so none are tracked: a row that fails
+to parse or validate is located afterwards by scanning its file for the first
+identical line (identical lines fail identically), and the error says
+``<file>, line <n>`` and what to fix.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from fairseq2.data.data_pipeline import DataPipeline, DataPipelineBuilder, read_sequence
+from fairseq2.data.text import read_text
+
+from fairseq2_preference.errors import PreferenceDataError
+
+
+@dataclass(frozen=True)
+class RowSchema:
+    """The string fields a row must carry; ``responses`` must also be non-blank."""
+
+    prompt: str
+    responses: tuple[str, ...]
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.prompt, *self.responses)
+
+
+PREFERENCE_ROW = RowSchema(prompt="src", responses=("tgt_chosen", "tgt_rejected"))
+
+INSTRUCTION_ROW = RowSchema(prompt="src", responses=("tgt",))
+
+
+def read_jsonl_rows(files: Sequence[Path], schema: RowSchema) -> DataPipelineBuilder:
+    """A pipeline of validated rows ``{"id", <schema fields>...}`` from ``files``.
+
+    Blank lines are skipped. A row without an ``id`` gets ``<file name>:<hash of the line>``,
+    which stays the same however the data is shuffled or sharded.
+    """
+    return read_sequence(list(files)).yield_from(partial(_read_file, schema=schema))
+
+
+def _read_file(file: Path, schema: RowSchema) -> DataPipeline:
+    return (
+        read_text(file, rtrim=True, skip_empty=True)
+        .map(partial(parse_row, file=file, schema=schema))
+        .and_return()
+    )
+
+
+def line_number(file: Path, text: str) -> int | None:
+    """The 1-based number of the first line of ``file`` equal to ``text`` (right-trimmed)."""
+    with file.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if line.rstrip() == text:
+                return number
+    return None
+
+
+def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, str]:
+    """Parse and validate one jsonl line of ``file``."""
+    expected = ", ".join(f'"{k}"' for k in schema.fields)
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as ex:
+        where = _where(file, text)
+        raise PreferenceDataError(
+            f"{where}: not valid JSON ({ex.msg}, column {ex.colno}). Each line must be one "
+            f"JSON object with the keys {expected}; fix or delete this line."
+        ) from None
+    if not isinstance(obj, dict):
+        where = _where(file, text)
+        raise PreferenceDataError(
+            f"{where}: expected a JSON object with the keys {expected}, "
+            f"found a {type(obj).__name__}."
+        )
+    row_id = obj.get("id")
+    missing = [k for k in schema.fields if k not in obj]
+    if missing:
+        raise PreferenceDataError(
+            f"{_where(file, text, row_id)}: missing key(s) {', '.join(repr(k) for k in missing)}. "
+            f"Every row needs {expected}."
+        )
+    for key in schema.fields:
+        if not isinstance(obj[key], str):
+            raise PreferenceDataError(
+                f"{_where(file, text, row_id)}: {key!r} must be a string, "
+                f"but is a {type(obj[key]).__name__}."
+            )
+    for key in schema.responses:
+        if not obj[key].strip():
+            raise PreferenceDataError(
+                f"{_where(file, text, row_id)}: {key!r} is empty. A response must have text; "
+                "drop this row when preparing the data."
+            )
+    row = {k: obj[k] for k in schema.fields}
+    if row_id is None:
+        row_id = f"{file.name}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
+    row["id"] = str(row_id)
+    return row
+
+
+def _where(file: Path, text: str, row_id: object = None) -> str:
+    number = line_number(file, text)
+    where = f"{file}, line {number}" if number is not None else str(file)
+    return where if row_id is None else f"{where} (example id {row_id!r})"

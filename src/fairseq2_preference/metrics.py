@@ -1,0 +1,94 @@
+"""The metrics every preference run reports, for training and validation alike.
+
+Underlying names (TensorBoard groups on the ``/``) and their display names, which
+are the keys of ``metrics/{train,valid}.jsonl``:
+
+=========================  =========================  ======================================
+name                       display name               meaning (mean over pairs unless noted)
+=========================  =========================  ======================================
+``loss``                   Loss                       pair loss + weighted NLL, per pair
+``<criterion>_loss``       e.g. DPO Loss              the criterion's pair loss
+``nll_loss``               NLL Loss                   NLL per chosen response token
+``rewards/chosen``         Rewards/Chosen             the criterion's implicit reward
+``rewards/rejected``       Rewards/Rejected
+``rewards/margins``        Rewards/Margins            chosen − rejected reward
+``rewards/accuracies``     Rewards/Accuracies         share of pairs with chosen > rejected
+``logps/chosen``           Logps/Chosen               summed response log-prob
+``logps/rejected``         Logps/Rejected
+=========================  =========================  ======================================
+
+plus fairseq2's batch metrics, where an *example* is a pair.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import torch
+from fairseq2.metrics import MetricBag
+from fairseq2.metrics.aggregation import Mean, Sum
+from fairseq2.metrics.common import add_seq_batch_metrics
+from fairseq2.metrics.formatters import format_as_float
+from fairseq2.metrics.recorders import MetricDescriptor
+from fairseq2.runtime.dependency import DependencyContainer
+from torch import Tensor
+
+from fairseq2_preference.criteria import PreferenceCriterion
+from fairseq2_preference.data import PreferenceBatch
+
+REWARD_METRICS = ("rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies")
+
+LOGPS_METRICS = ("logps/chosen", "logps/rejected")
+
+
+def criterion_loss_name(criterion: type[PreferenceCriterion] | PreferenceCriterion) -> str:
+    return f"{criterion.name}_loss"
+
+
+def register_metric_descriptors(
+    container: DependencyContainer, criteria: Iterable[type[PreferenceCriterion]]
+) -> None:
+    """Give our metrics display names (what the jsonl keys and TensorBoard tags show)."""
+
+    def register(name: str, display_name: str, priority: int, higher_better: bool = False) -> None:
+        descriptor = MetricDescriptor(
+            name, display_name, priority, format_as_float, higher_better=higher_better
+        )
+        container.collection.register_instance(MetricDescriptor, descriptor)
+
+    for kls in criteria:
+        register(criterion_loss_name(kls), kls.display_name or f"{kls.name} Loss", 95)
+
+    for priority, name in enumerate(REWARD_METRICS + LOGPS_METRICS, start=120):
+        group, _, key = name.partition("/")
+        register(name, f"{group.title()}/{key.title()}", priority, name == "rewards/accuracies")
+
+
+@torch.inference_mode()
+def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion) -> None:
+    for name in ("loss", criterion_loss_name(criterion), "nll_loss", *LOGPS_METRICS):
+        bag.add(name, Mean())
+    if type(criterion).chosen_rewards is not PreferenceCriterion.chosen_rewards:
+        for name in REWARD_METRICS:
+            bag.add(name, Mean())
+    for key in criterion.extra_metric_names:
+        bag.add(f"{criterion.name}/{key}", Mean())
+    add_seq_batch_metrics(bag)
+
+
+@torch.inference_mode()
+def update_mean(bag: MetricBag, name: str, values: Tensor) -> None:
+    """Add the mean of per-pair ``values`` with the number of pairs as weight."""
+    values = values.detach().float()
+    bag.get(name, Mean).update(values.mean(), weight=values.numel())
+
+
+@torch.inference_mode()
+def update_batch_metrics(bag: MetricBag, batch: PreferenceBatch) -> None:
+    """fairseq2's batch metrics, counting pairs (not sequences) as examples."""
+    seqs = batch.seqs
+    for prefix in ("", "total_"):
+        bag.get(f"{prefix}num_examples", Sum).update(batch.num_examples)
+        bag.get(f"{prefix}num_elements", Sum).update(seqs.num_elements)
+        bag.get(f"{prefix}num_target_elements", Sum).update(seqs.num_target_elements)
+    bag.get("padding", Sum).update(seqs.padding)

@@ -1,0 +1,197 @@
+"""``PreferenceFinetuneRecipe``: fairseq2 builds the parts, the recipe wires them.
+
+fairseq2 creates the gangs, the (FSDP/DDP-wrapped) policy, the reference model,
+tokenizer, dataset, optimizer, scheduler, checkpointing and metric recorders
+from the config; this class only adds what is specific to preference training:
+the criterion, the data readers and the train/eval units.
+"""
+
+from __future__ import annotations
+
+from fairseq2.logging import log
+from fairseq2.models.clm import CausalLM
+from fairseq2.nn import Embedding
+from fairseq2.recipe.base import Recipe, RecipeContext
+from fairseq2.recipe.composition import register_dataset, register_reference_model
+from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.task import Task
+from torch.nn import Module
+from typing_extensions import override
+
+from fairseq2_preference.config import (
+    PreferenceDatasetSection,
+    PreferenceFinetuneConfig,
+    resolve_reference_dtype,
+)
+from fairseq2_preference.criteria import (
+    PreferenceCriterion,
+    create_criterion,
+    criterion_kls,
+    criterion_names,
+    structure_criterion_config,
+)
+from fairseq2_preference.data import (
+    JsonlDataset,
+    LengthBatching,
+    ReadOptions,
+    StaticBatching,
+    register_dataset_families,
+)
+from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.metrics import register_metric_descriptors
+from fairseq2_preference.units import (
+    PreferenceComputer,
+    PreferenceEvalUnit,
+    PreferenceTrainUnit,
+)
+
+
+class PreferenceFinetuneRecipe(Recipe):
+    """``fairseq2 lm preference_finetune``: DPO and friends on preference pairs."""
+
+    @override
+    def register(self, container: DependencyContainer) -> None:
+        register_dataset_families(container)
+        register_reference_model(container, "reference_model")
+        register_dataset(container, "valid_dataset")
+        register_metric_descriptors(container, (criterion_kls(n) for n in criterion_names()))
+
+    @override
+    def create_task(self, context: RecipeContext) -> Task:
+        config = context.get_config_as(PreferenceFinetuneConfig)
+
+        check_vocabulary(context)
+
+        name = config.criterion.name
+        criterion = create_criterion(
+            name, structure_criterion_config(name, config.criterion.config)
+        )
+
+        computer = PreferenceComputer(
+            context.get_data_parallel_model(),
+            load_reference(context, config, criterion),
+            criterion,
+        )
+
+        dataset = context.get_dataset_as(JsonlDataset)
+        tokenizer = context.get_tokenizer()
+        section = config.dataset
+
+        train_reader = dataset.create_reader(
+            section.train_split,
+            tokenizer,
+            context.gangs,
+            read_options(config, section.max_num_tokens, training=True),
+        )
+
+        valid_units, valid_readers = [], []
+        valid_dataset = validation_dataset(context, config, dataset)
+        if valid_dataset is not None and section.valid_split is not None:
+            budget = section.max_num_valid_tokens or section.max_num_tokens
+            valid_readers.append(
+                valid_dataset.create_reader(
+                    section.valid_split,
+                    tokenizer,
+                    context.gangs,
+                    read_options(config, budget, training=False),
+                )
+            )
+            valid_units.append(PreferenceEvalUnit(computer))
+
+        return context.create_trainer(
+            PreferenceTrainUnit(computer), train_reader, valid_units, valid_readers
+        )
+
+    @property
+    @override
+    def config_kls(self) -> type[object]:
+        return PreferenceFinetuneConfig
+
+
+def load_reference(
+    context: RecipeContext, config: PreferenceFinetuneConfig, criterion: PreferenceCriterion
+) -> Module | None:
+    """The frozen reference model, loaded only when the criterion reads it."""
+    if config.reference_model is not None and config.reference_model.dtype is None:
+        # Only a config object handed to `fairseq2.recipe.run()` skips structuring;
+        # there the recipe sees that very object, so resolving it here takes effect.
+        resolve_reference_dtype(config, context.gangs.root.size)
+    if not criterion.needs_reference:
+        if config.reference_model is not None:
+            log.info(
+                "Criterion '{}' is reference-free; `reference_model` is not loaded.",
+                criterion.name,
+            )
+        return None
+    if config.reference_model is None:
+        raise PreferenceConfigError(
+            f"Criterion '{criterion.name}' needs a reference model, but `reference_model` is "
+            "null. Set `reference_model.name` to a model card (e.g. the policy's), or "
+            "`reference_model.path` and `reference_model.family`."
+        )
+    return context.get_model("reference_model")
+
+
+def validation_dataset(
+    context: RecipeContext, config: PreferenceFinetuneConfig, train_dataset: JsonlDataset
+) -> JsonlDataset | None:
+    """``valid_dataset`` if configured, else the training data's ``valid_split`` if present."""
+    split = config.dataset.valid_split
+    if config.valid_dataset is not None:
+        return context.get_dataset_as(JsonlDataset, "valid_dataset")
+    if split is not None and train_dataset.source.has_split(split):
+        return train_dataset
+    if split is not None:
+        log.info(
+            "Dataset at {} has no '{}' split and no `valid_dataset` is set; validation is off.",
+            train_dataset.source.path,
+            split,
+        )
+    return None
+
+
+def read_options(config: PreferenceFinetuneConfig, budget: int, training: bool) -> ReadOptions:
+    section: PreferenceDatasetSection = config.dataset
+    batching = (
+        StaticBatching(section.batch_size)
+        if section.batch_size is not None
+        else LengthBatching(budget)
+    )
+    return ReadOptions(
+        batching=batching,
+        example_shuffle_window=section.example_shuffle_window if training else 1,
+        batch_shuffle_window=section.batch_shuffle_window if training else 1,
+        min_seq_len=section.min_seq_len,
+        max_seq_len=section.max_seq_len,
+        mask_source_tokens=section.mask_source_tokens,
+        source_encode_mode=section.source_encode_mode,
+        target_encode_mode=section.target_encode_mode,
+        num_accumulate=config.trainer.grad_accumulation.num_batches if training else 1,
+        prefetch=section.prefetch,
+        seed=config.common.seed,
+    )
+
+
+def check_vocabulary(context: RecipeContext) -> None:
+    """The tokenizer must not produce ids the model has no embedding for.
+
+    Unlike fairseq2's stock check, a pad-index mismatch is allowed: padding is
+    masked out by the batch layout, and e.g. Qwen models define no pad index.
+    """
+    model = context.get_model_as(CausalLM)
+    embed = getattr(getattr(model, "decoder_frontend", None), "embed", None)
+    if not isinstance(embed, Embedding):
+        raise PreferenceConfigError("The model must be a text-only causal language model.")
+    vocab_size = context.get_tokenizer().vocab_info.size
+    if vocab_size > embed.num_embeddings:
+        raise PreferenceConfigError(
+            f"The tokenizer has {vocab_size} tokens but the model only {embed.num_embeddings} "
+            "embeddings; use the tokenizer the model was trained with."
+        )
+    if vocab_size < embed.num_embeddings:
+        log.warning(
+            "The tokenizer has {} tokens and the model {} embeddings; fine if the "
+            "embedding table is padded on purpose.",
+            vocab_size,
+            embed.num_embeddings,
+        )

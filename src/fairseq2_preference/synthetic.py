@@ -1,0 +1,49 @@
+"""A small preference task a tiny model learns in a few dozen steps, and generalises.
+
+Prompt: ``Describe the <color> <animal>.`` Chosen: ``The <color> <animal> is
+<trait>.`` Rejected: the same sentence with another colour. Preferring the chosen
+response means copying the colour from the prompt, so reward accuracy on pairs
+whose (colour, animal) combinations never occur in training measures whether the
+preference was learned rather than memorised.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from fairseq2_preference.io import atomic_write_jsonl
+
+COLORS = ("red", "blue", "green", "yellow", "purple", "orange", "black", "white")
+ANIMALS = ("cat", "dog", "fox", "owl", "bear", "frog", "horse", "mouse")
+TRAITS = ("calm", "quick", "small", "loud", "happy", "sleepy")
+
+
+def color_task_rows(seed: int = 0, rejected_per_prompt: int = 2) -> dict[str, list[dict[str, str]]]:
+    """``{"train": rows, "dev": rows}``; dev holds the combinations train never shows."""
+    rng = random.Random(seed)
+    splits: dict[str, list[dict[str, str]]] = {"train": [], "dev": []}
+    for ci, color in enumerate(COLORS):
+        for ai, animal in enumerate(ANIMALS):
+            split = "dev" if (ci + ai) % len(COLORS) == 0 else "train"
+            for trait in TRAITS:
+                others = rng.sample([c for c in COLORS if c != color], rejected_per_prompt)
+                for other in others:
+                    splits[split].append(
+                        {
+                            "id": f"{color}-{animal}-{trait}-{other}",
+                            "src": f"User: Describe the {color} {animal}.\nAssistant:",
+                            "tgt_chosen": f" The {color} {animal} is {trait}.",
+                            "tgt_rejected": f" The {other} {animal} is {trait}.",
+                        }
+                    )
+    for rows in splits.values():
+        rng.shuffle(rows)
+    return splits
+
+
+def write_jsonl_splits(splits: Mapping[str, Sequence[Mapping[str, str]]], out_dir: Path) -> None:
+    """Write ``<out_dir>/<split>/data.chunk.0000.jsonl`` for each split."""
+    for split, rows in splits.items():
+        atomic_write_jsonl(out_dir / split / "data.chunk.0000.jsonl", rows)

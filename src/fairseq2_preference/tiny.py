@@ -1,0 +1,171 @@
+"""A tiny Llama-architecture model, tokenizer and asset cards, built offline.
+
+For tests and the CPU demo: nothing is downloaded. The tokenizer is a byte-level
+BPE with the Llama 3 special tokens, loaded by fairseq2's ``llama`` tokenizer
+family (``impl: hg``), so prompts get BOS and responses EOS exactly as with a
+real Llama 3 tokenizer, and any text can be encoded. The model is randomly
+initialised with a fixed seed and saved as a checkpoint a card points to.
+
+``python -m fairseq2_preference.tiny DIR`` writes::
+
+    DIR/tokenizer/            tokenizer.json & co.
+    DIR/model/model.pt        the initial weights
+    DIR/cards/tiny.yaml       cards: tiny_llama, tiny_preference (+ its splits)
+    DIR/data/preference/{train,dev}/data.chunk.0000.jsonl   (the synthetic task)
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+
+from fairseq2_preference.synthetic import color_task_rows, write_jsonl_splits
+
+SPECIAL_TOKENS = (
+    "<|begin_of_text|>",
+    "<|end_of_text|>",
+    "<|finetune_right_pad_id|>",
+    "<|start_header_id|>",
+    "<|end_header_id|>",
+    "<|eot_id|>",
+)
+
+MODEL_CARD = "tiny_llama"
+DATASET_CARD = "tiny_preference"
+
+
+@dataclass(frozen=True)
+class TinyModelSpec:
+    model_dim: int = 64
+    num_layers: int = 2
+    num_attn_heads: int = 4
+    num_key_value_heads: int = 2
+    max_seq_len: int = 1024
+    seed: int = 0
+
+    def model_config(self, vocab_size: int) -> dict[str, object]:
+        """``model_config`` of the card; ``ffn_inner_dim = 4·model_dim`` keeps HF export exact."""
+        return {
+            "model_dim": self.model_dim,
+            "max_seq_len": self.max_seq_len,
+            "vocab_size": vocab_size,
+            "pad_idx": SPECIAL_TOKENS.index("<|finetune_right_pad_id|>"),
+            "tied_embeddings": False,
+            "num_layers": self.num_layers,
+            "num_attn_heads": self.num_attn_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "ffn_inner_dim": 4 * self.model_dim,
+            "ffn_inner_dim_multiplier": 1.0,
+            "ffn_inner_dim_multiple_of": 16,
+            "use_scaled_rope": False,
+            "rope_theta": 10_000.0,
+        }
+
+
+def build_tokenizer(texts: Iterable[str], out_dir: Path, vocab_size: int = 512) -> int:
+    """Train a byte-level BPE on ``texts``, save it in Hugging Face format; return its size."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
+        tokenizer_object=tok,
+        bos_token=SPECIAL_TOKENS[0],
+        eos_token=SPECIAL_TOKENS[1],
+        pad_token=SPECIAL_TOKENS[2],
+    ).save_pretrained(str(out_dir))
+    return int(tok.get_vocab_size())
+
+
+def build_model(config: dict[str, object], seed: int, out_file: Path) -> None:
+    """Create a randomly initialised Llama model from ``config`` and save its weights."""
+    from fairseq2.models.llama import LLaMAConfig, create_llama_model
+
+    torch.manual_seed(seed)
+    model = create_llama_model(LLaMAConfig(**config))  # type: ignore[arg-type]
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out_file)
+
+
+def model_card(name: str, config: dict[str, object]) -> dict[str, object]:
+    return {
+        "name": name,
+        "model_family": "llama",
+        "model_arch": "llama3_2_1b",
+        "model_config": config,
+        "checkpoint": "../model/model.pt",
+        "tokenizer": "../tokenizer",
+        "tokenizer_family": "llama",
+        "tokenizer_config": {"impl": "hg"},
+    }
+
+
+def dataset_cards(name: str, data_dir: str, splits: Iterable[str]) -> list[dict[str, object]]:
+    """One card for the whole dataset (named splits) and one per split."""
+    cards: list[dict[str, object]] = [
+        {"name": name, "dataset_family": "generic_preference", "data": data_dir}
+    ]
+    for split in splits:
+        cards.append(
+            {
+                "name": f"{name}_{split}",
+                "dataset_family": "generic_preference",
+                "data": f"{data_dir}/{split}",
+            }
+        )
+    return cards
+
+
+def write_cards(cards: Iterable[dict[str, object]], out_file: Path) -> None:
+    out_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_file.with_suffix(".tmp")
+    tmp.write_text(yaml.safe_dump_all(list(cards), sort_keys=False))
+    tmp.replace(out_file)
+
+
+def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
+    """Write tokenizer, model, synthetic data and cards under ``out_dir``; return the card dir."""
+    spec = spec or TinyModelSpec()
+    out_dir = out_dir.resolve()
+
+    splits = color_task_rows(seed=spec.seed)
+    write_jsonl_splits(splits, out_dir / "data" / "preference")
+
+    texts = [row[key] for rows in splits.values() for row in rows for key in row if key != "id"]
+    vocab_size = build_tokenizer(texts, out_dir / "tokenizer")
+
+    config = spec.model_config(vocab_size)
+    build_model(config, spec.seed, out_dir / "model" / "model.pt")
+
+    cards = [
+        model_card(MODEL_CARD, config),
+        *dataset_cards(DATASET_CARD, "../data/preference", splits),
+    ]
+    write_cards(cards, out_dir / "cards" / "tiny.yaml")
+    return out_dir / "cards"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out_dir", type=Path, help="where to write the assets")
+    args = parser.parse_args()
+    card_dir = build_tiny_assets(args.out_dir)
+    print(f"Tiny assets written; add `common.assets.extra_paths: [{card_dir}]` to a config.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Session fixtures: tiny offline assets built once per test run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import helpers  # noqa: F401  (sets the environment before fairseq2 is imported)
+
+
+@pytest.fixture(scope="session")
+def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Tokenizer, model, synthetic data and cards (``<dir>/cards``), built once."""
+    from fairseq2_preference.tiny import build_tiny_assets
+
+    out = tmp_path_factory.mktemp("tiny")
+    build_tiny_assets(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tokenizer(tiny_assets: Path):  # type: ignore[no-untyped-def]
+    from fairseq2.models.llama import LLaMATokenizerConfig, load_llama_tokenizer
+
+    return load_llama_tokenizer(tiny_assets / "tokenizer", LLaMATokenizerConfig(impl="hg"))

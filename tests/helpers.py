@@ -1,0 +1,67 @@
+"""Helpers to run the recipe for real and to read what it wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_CONFIG = REPO / "example_configurations" / "tiny_dpo_cpu.yaml"
+FAIRSEQ2 = Path(sys.executable).with_name("fairseq2")
+
+os.environ["FAIRSEQ2_DEVICE"] = "cpu"
+os.environ.setdefault("FAIRSEQ2_NO_PROGRESS", "1")
+
+
+def recipe_args(
+    out_dir: Path, assets: Path, overrides: Sequence[str], config_file: Path = TINY_CONFIG
+) -> list[str]:
+    return [
+        "lm",
+        "preference_finetune",
+        str(out_dir),
+        "--config-file",
+        str(config_file),
+        "--no-rich",
+        "--config",
+        f"common.assets.extra_paths=[{assets / 'cards'}]",
+        *overrides,
+    ]
+
+
+def train(out_dir: Path, assets: Path, *overrides: str) -> list[dict[str, object]]:
+    """Run ``fairseq2 lm preference_finetune`` in-process; return the train metrics."""
+    from fairseq2_preference.cli import main
+
+    main([*recipe_args(out_dir, assets, overrides), "--no-exit-on-error"])
+    return read_metrics(out_dir, "train")
+
+
+def run_cli(
+    args: Sequence[str], *, timeout: float = 300, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a command in a fresh process, as a user would; capture its output."""
+    return subprocess.run(
+        list(args),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=REPO,
+    )
+
+
+def read_metrics(out_dir: Path, split: str) -> list[dict[str, object]]:
+    file = out_dir / "metrics" / f"{split}.jsonl"
+    return [json.loads(line) for line in file.read_text().splitlines()]
+
+
+def write_jsonl(path: Path, lines: Sequence[str | dict[str, object]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines)
+    path.write_text(text)
+    return path

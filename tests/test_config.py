@@ -1,0 +1,52 @@
+"""Config rules that are not plain defaults."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from fairseq2.data_type import DataType
+
+from fairseq2_preference.config import (
+    PreferenceFinetuneConfig,
+    PreferenceReferenceModelSection,
+    resolve_reference_dtype,
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "parallelism", "world_size", "expected"),
+    [
+        ("static", "fsdp", 8, torch.bfloat16),  # FSDP casts the policy's parameters
+        ("static", "fsdp", 1, torch.float32),  # one process: fairseq2 falls back to autocast
+        ("static", "ddp", 8, torch.float32),  # DDP: autocast over fp32 parameters
+        ("auto", "fsdp", 8, torch.float32),
+        ("off", "fsdp", 8, torch.float32),
+    ],
+)
+def test_reference_dtype_follows_the_policy_parameters(
+    mode: str, parallelism: str, world_size: int, expected: DataType
+) -> None:
+    config = PreferenceFinetuneConfig()
+    config.trainer.mixed_precision.mode = mode  # type: ignore[assignment]
+    config.trainer.data_parallelism = parallelism  # type: ignore[assignment]
+    resolve_reference_dtype(config, world_size)
+    assert config.reference_model is not None and config.reference_model.dtype == expected
+
+
+def test_an_explicit_reference_dtype_is_kept() -> None:
+    config = PreferenceFinetuneConfig(
+        reference_model=PreferenceReferenceModelSection(name="x", dtype=torch.float16)
+    )
+    resolve_reference_dtype(config, 8)
+    assert config.reference_model is not None and config.reference_model.dtype == torch.float16
+
+
+def test_defaults_target_one_8_gpu_node() -> None:
+    config = PreferenceFinetuneConfig()
+    assert config.model.name == "llama3_1_8b_instruct"
+    assert config.trainer.data_parallelism == "fsdp"
+    assert config.trainer.mixed_precision.mode == "static"
+    assert config.trainer.mixed_precision.dtype == torch.bfloat16
+    assert config.trainer.activation_checkpointing.mode == "layerwise"
+    assert config.criterion.name == "dpo"
+    assert config.common.no_sweep_dir  # OUT is the run directory; resuming works
