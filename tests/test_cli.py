@@ -37,7 +37,7 @@ GOOD = {"src": "q", "tgt_chosen": "a", "tgt_rejected": "b"}
 @pytest.mark.parametrize(
     ("setup", "message"),
     [
-        (["criterion.name=dpoo"], "'dpoo' is not a known criterion. Available criteria: dpo"),
+        (["criterion.name=dpoo"], "'dpoo' is not a known criterion. Available criteria: apo_down"),
         (["criterion.config.betta=1"], "Criterion 'dpo' has no hyper-parameter(s) 'betta'"),
         (["criterion.config.beta=-1"], "`beta` must be > 0"),
         (["reference_model=null"], "Criterion 'dpo' needs a reference model"),

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
 import pytest
+import yaml
 
 from helpers import FAIRSEQ2, read_metrics, recipe_args, run_cli, train
 
@@ -85,6 +87,20 @@ def test_policy_and_reference_from_a_previous_run(tmp_path: Path, tiny_assets: P
     start = float(dpo_valid[0]["Logps/Chosen"])  # type: ignore[arg-type]
     assert start == pytest.approx(float(sft_valid[-1]["Logps/Chosen"]), rel=1e-6)  # type: ignore[arg-type]
     assert start != pytest.approx(float(sft_valid[0]["Logps/Chosen"]), rel=1e-4)  # type: ignore[arg-type]
+
+
+def test_reference_by_path_and_family(tmp_path: Path, tiny_assets: Path) -> None:
+    card = next(yaml.safe_load_all((tiny_assets / "cards" / "tiny.yaml").read_text()))
+    reference = {
+        "path": str(tiny_assets / "model" / "model.pt"),
+        "family": "llama",
+        "arch": "llama3_2_1b",
+        "config_overrides": card["model_config"],
+    }
+    metrics = train(
+        tmp_path / "run", tiny_assets, *SHORT, f"reference_model={json.dumps(reference)}"
+    )
+    assert float(metrics[0]["Loss"]) == pytest.approx(math.log(2), abs=1e-5)  # type: ignore[arg-type]
 
 
 def test_command_line_run(tmp_path: Path, tiny_assets: Path) -> None:

@@ -57,7 +57,8 @@ def register_metric_descriptors(
         container.collection.register_instance(MetricDescriptor, descriptor)
 
     for kls in criteria:
-        register(criterion_loss_name(kls), kls.display_name or f"{kls.name} Loss", 95)
+        if kls.has_pair_loss:
+            register(criterion_loss_name(kls), kls.display_name or f"{kls.name} Loss", 95)
 
     for priority, name in enumerate(REWARD_METRICS + LOGPS_METRICS, start=120):
         group, _, key = name.partition("/")
@@ -66,9 +67,11 @@ def register_metric_descriptors(
 
 @torch.inference_mode()
 def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion) -> None:
-    for name in ("loss", criterion_loss_name(criterion), "nll_loss", *LOGPS_METRICS):
+    for name in ("loss", "nll_loss", *LOGPS_METRICS):
         bag.add(name, Mean())
-    if type(criterion).chosen_rewards is not PreferenceCriterion.chosen_rewards:
+    if criterion.has_pair_loss:
+        bag.add(criterion_loss_name(criterion), Mean())
+    if criterion.reports_rewards:
         for name in REWARD_METRICS:
             bag.add(name, Mean())
     for key in criterion.extra_metric_names:

@@ -109,7 +109,8 @@ class PreferenceComputer:
         num_chosen_tokens = int(logps.chosen_lengths.sum())
 
         bag.get("loss", Mean).update(step.loss.detach() / num_pairs, weight=num_pairs)
-        update_mean(bag, criterion_loss_name(self.criterion), step.pair_losses)
+        if self.criterion.has_pair_loss:
+            update_mean(bag, criterion_loss_name(self.criterion), step.pair_losses)
         bag.get("nll_loss", Mean).update(
             step.nll.detach() / num_chosen_tokens, weight=num_chosen_tokens
         )

@@ -85,6 +85,21 @@ class CriterionConfig:
         return result
 
 
+@dataclass(kw_only=True)
+class BetaConfig(CriterionConfig):
+    """A criterion config with a positive temperature β."""
+
+    beta: float = 0.1
+    """β: scale of the implicit reward (for reference-based criteria, the strength
+    of the KL constraint to the reference; smaller lets the policy drift further)."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.beta <= 0.0:
+            result.add_error(f"`beta` must be > 0, but is {self.beta}.")
+        return result
+
+
 class PreferenceCriterion(ABC):
     """Base class of a preference loss.
 
@@ -102,15 +117,19 @@ class PreferenceCriterion(ABC):
     name: ClassVar[str] = ""
     """Set by :func:`register_criterion`."""
 
-    display_name: ClassVar[str | None] = None
+    display_name: str | None = None
     """How the criterion's loss metric is labelled in logs (default: the name)."""
 
-    needs_reference: ClassVar[bool] = True
+    needs_reference: bool = True
     """Whether :meth:`pair_losses` reads ``ref_chosen`` / ``ref_rejected``. The
     recipe refuses to start a criterion that needs one without a reference model,
     and never loads a reference model for one that does not."""
 
-    extra_metric_names: ClassVar[tuple[str, ...]] = ()
+    has_pair_loss: bool = True
+    """``False`` for criteria whose whole loss is the unit's NLL term (SFT): their
+    pair loss is not logged."""
+
+    extra_metric_names: tuple[str, ...] = ()
     """Keys of :meth:`extra_metrics`, logged as ``<name>/<key>``."""
 
     def __init__(self, config: CriterionConfig) -> None:
@@ -119,6 +138,11 @@ class PreferenceCriterion(ABC):
     @property
     def nll_scale(self) -> float:
         return self.config.nll_scale
+
+    @property
+    def reports_rewards(self) -> bool:
+        """Whether :meth:`chosen_rewards` and :meth:`rejected_rewards` return values."""
+        return type(self).chosen_rewards is not PreferenceCriterion.chosen_rewards
 
     @abstractmethod
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
@@ -135,6 +159,36 @@ class PreferenceCriterion(ABC):
     def extra_metrics(self, logps: SequenceLogps) -> Mapping[str, Tensor]:
         """Per-pair values of ``extra_metric_names``, logged as ``<name>/<key>`` means."""
         return {}
+
+
+class LogRatioCriterion(PreferenceCriterion):
+    """Base of the reference-based criteria: functions of ρ = log πθ − log πref.
+
+    The implicit reward of a response is β·ρ (DPO's reparameterisation); ρ is
+    summed over response tokens unless :meth:`length_normalized` says otherwise.
+    """
+
+    config: BetaConfig
+
+    def length_normalized(self) -> bool:
+        """Whether ρ is averaged over response tokens instead of summed."""
+        return False
+
+    def ratios(self, logps: SequenceLogps) -> tuple[Tensor, Tensor]:
+        """(ρc, ρr), per :meth:`length_normalized`."""
+        norm = self.length_normalized()
+        return logps.chosen_ratio(norm), logps.rejected_ratio(norm)
+
+    def margins(self, logps: SequenceLogps) -> Tensor:
+        """h = ρc − ρr."""
+        chosen, rejected = self.ratios(logps)
+        return chosen - rejected
+
+    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * self.ratios(logps)[0]
+
+    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * self.ratios(logps)[1]
 
 
 def logsigmoid_loss(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:

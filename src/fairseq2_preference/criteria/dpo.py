@@ -12,8 +12,8 @@ from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    CriterionConfig,
-    PreferenceCriterion,
+    BetaConfig,
+    LogRatioCriterion,
     SequenceLogps,
     logsigmoid_loss,
 )
@@ -21,11 +21,7 @@ from fairseq2_preference.criteria.registry import register_criterion
 
 
 @dataclass(kw_only=True)
-class DpoConfig(CriterionConfig):
-    beta: float = 0.1
-    """β: strength of the implicit KL constraint to the reference (smaller
-    values let the policy drift further)."""
-
+class DpoConfig(BetaConfig):
     label_smoothing: float = 0.0
     """ε: assumed probability that a preference label is flipped (cDPO); 0 is plain DPO."""
 
@@ -35,8 +31,6 @@ class DpoConfig(CriterionConfig):
 
     def validate(self) -> ValidationResult:
         result = super().validate()
-        if self.beta <= 0.0:
-            result.add_error(f"`beta` must be > 0, but is {self.beta}.")
         if not 0.0 <= self.label_smoothing < 0.5:
             result.add_error(
                 f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
@@ -45,7 +39,7 @@ class DpoConfig(CriterionConfig):
 
 
 @register_criterion("dpo", DpoConfig)
-class DpoCriterion(PreferenceCriterion):
+class DpoCriterion(LogRatioCriterion):
     """DPO: a Bradley–Terry classifier on the policy/reference log-ratio margin.
 
     Intuition: the optimal policy of KL-regularised reward maximisation satisfies
@@ -66,15 +60,8 @@ class DpoCriterion(PreferenceCriterion):
 
     config: DpoConfig
 
-    def _margin_logits(self, logps: SequenceLogps) -> Tensor:
-        norm = self.config.length_normalization
-        return self.config.beta * (logps.chosen_ratio(norm) - logps.rejected_ratio(norm))
+    def length_normalized(self) -> bool:
+        return self.config.length_normalization
 
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
-        return logsigmoid_loss(self._margin_logits(logps), self.config.label_smoothing)
-
-    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.chosen_ratio(self.config.length_normalization)
-
-    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.rejected_ratio(self.config.length_normalization)
+        return logsigmoid_loss(self.config.beta * self.margins(logps), self.config.label_smoothing)

@@ -1,0 +1,77 @@
+"""SimPO — Simple Preference Optimization (Meng et al., 2024, https://arxiv.org/abs/2405.14734)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fairseq2.utils.validation import ValidationResult
+from torch import Tensor
+
+from fairseq2_preference.criteria.base import (
+    BetaConfig,
+    PreferenceCriterion,
+    SequenceLogps,
+    logsigmoid_loss,
+)
+from fairseq2_preference.criteria.registry import register_criterion
+
+
+@dataclass(kw_only=True)
+class SimpoConfig(BetaConfig):
+    beta: float = 2.0
+    """β: scale of the length-normalised reward (the paper uses 2.0 to 2.5)."""
+
+    gamma: float = 1.0
+    """γ: target reward margin; the paper suggests γ/β ≈ 0.5."""
+
+    label_smoothing: float = 0.0
+    """ε, as in cDPO."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if not 0.0 <= self.label_smoothing < 0.5:
+            result.add_error(
+                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
+            )
+        return result
+
+
+@register_criterion("simpo", SimpoConfig)
+class SimpoCriterion(PreferenceCriterion):
+    """SimPO: the average log-likelihood is the reward; no reference model.
+
+    Intuition: the quantity generation actually ranks responses by is the
+    per-token average log-probability, so SimPO uses it directly as the reward
+    (no reference forward, no length bias) and asks the chosen reward to beat
+    the rejected one by a margin γ.
+
+    With per-token averaged policy log-probabilities ac, ar::
+
+        z = β·(ac − ar) − γ
+        loss = −(1−ε)·logσ(z) − ε·logσ(−z)
+        rewards: β·ac, β·ar
+        metric simpo/logits: z
+    """
+
+    display_name = "SimPO Loss"
+
+    needs_reference = False
+
+    config: SimpoConfig
+
+    extra_metric_names = ("logits",)
+
+    def _logits(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * (logps.chosen_mean - logps.rejected_mean) - self.config.gamma
+
+    def pair_losses(self, logps: SequenceLogps) -> Tensor:
+        return logsigmoid_loss(self._logits(logps), self.config.label_smoothing)
+
+    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * logps.chosen_mean
+
+    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
+        return self.config.beta * logps.rejected_mean
+
+    def extra_metrics(self, logps: SequenceLogps) -> dict[str, Tensor]:
+        return {"logits": self._logits(logps)}
