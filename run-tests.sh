@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./setup.sh --extras test
-.venv/bin/ruff check src tests
-.venv/bin/ruff format --check src tests
+.venv/bin/ruff check src tests loss_functions
+.venv/bin/ruff format --check src tests loss_functions
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

@@ -65,3 +65,14 @@ def write_jsonl(path: Path, lines: Sequence[str | dict[str, object]]) -> Path:
     text = "".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines)
     path.write_text(text)
     return path
+
+
+def builtin_names() -> set[str]:
+    """Registered criteria defined in this package (tests and plug-ins add others)."""
+    from fairseq2_preference.criteria import criterion_kls, criterion_names
+
+    return {
+        name
+        for name in criterion_names()
+        if criterion_kls(name).__module__.startswith("fairseq2_preference.criteria.")
+    }

@@ -137,4 +137,3 @@ class CombinedCriterion(PreferenceCriterion):
                 for extra, value in criterion.extra_metrics(logps).items():
                     values[f"{key}/{extra}"] = value
         return values
-

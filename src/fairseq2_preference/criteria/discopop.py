@@ -40,6 +40,10 @@ class DiscoPopCriterion(LogRatioCriterion):
 
     ``m·exp(−z)`` is computed as exp(logσ(z/τ) − z), which stays finite where a
     direct product would give ∞·0 for very negative z.
+
+    Unlike the other losses here it is not monotone in the margin: its slope at
+    z = 0 is (1 − ln 2)/(4τ) − 3/4, positive for τ < 0.102 (the default 0.05
+    included), so near policy = reference a gradient step can shrink a margin.
     """
 
     display_name = "DiscoPOP Loss"
