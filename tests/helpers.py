@@ -60,6 +60,16 @@ def read_metrics(out_dir: Path, split: str) -> list[dict[str, object]]:
     return [json.loads(line) for line in file.read_text().splitlines()]
 
 
+def read_jsonl_dir(path: Path) -> list[dict[str, str]]:
+    """Every row of every ``*.jsonl`` below ``path``, sorted by id."""
+    rows = [
+        json.loads(line)
+        for file in sorted(path.rglob("*.jsonl"))
+        for line in file.read_text().splitlines()
+    ]
+    return sorted(rows, key=lambda row: row["id"])
+
+
 def write_jsonl(path: Path, lines: Sequence[str | dict[str, object]]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join((ln if isinstance(ln, str) else json.dumps(ln)) + "\n" for ln in lines)

@@ -1,0 +1,58 @@
+"""Dataset hygiene: what is dropped before writing, and why (every drop is counted)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from fairseq2_preference.data_prep.examples import Example
+
+
+def normalize_prompt(text: str) -> str:
+    """Lower-cased, whitespace-collapsed: how prompts are compared with an eval set."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def load_exclusions(path: Path) -> set[str]:
+    """Normalised prompts to exclude, from an AlpacaEval-style JSON list of
+    ``{"instruction": ...}``, a jsonl of such objects (``instruction`` or
+    ``prompt`` key), or a text file with one prompt per line."""
+    text = path.read_text(encoding="utf-8")
+    if path.suffix == ".json":
+        items = json.loads(text)
+    elif path.suffix == ".jsonl":
+        items = [json.loads(line) for line in text.splitlines() if line.strip()]
+    else:
+        items = [line for line in text.splitlines() if line.strip()]
+    prompts = set()
+    for item in items:
+        value = item if isinstance(item, str) else item.get("instruction", item.get("prompt"))
+        if not isinstance(value, str):
+            raise ValueError(f"{path}: every entry needs an 'instruction' (or 'prompt') string.")
+        prompts.add(normalize_prompt(value))
+    return prompts
+
+
+def clean(
+    examples: Iterable[Example], exclude: set[str], drops: Counter[str], what: str
+) -> list[Example]:
+    """Drop eval-set prompts, pairs with identical responses and exact duplicates."""
+    kept: list[Example] = []
+    seen: set[tuple[object, ...]] = set()
+    for ex in examples:
+        if exclude and normalize_prompt(ex.first_prompt) in exclude:
+            drops[f"{what}: prompt is in the exclusion list"] += 1
+            continue
+        if ex.rejected is not None and ex.chosen.strip() == ex.rejected.strip():
+            drops[f"{what}: chosen and rejected are identical"] += 1
+            continue
+        key = (ex.turns, ex.chosen, ex.rejected)
+        if key in seen:
+            drops[f"{what}: exact duplicate"] += 1
+            continue
+        seen.add(key)
+        kept.append(ex)
+    return kept
