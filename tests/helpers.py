@@ -11,6 +11,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "example_configurations" / "tiny_dpo_cpu.yaml"
+TINY_SFT_CONFIG = REPO / "example_configurations" / "tiny_sft_cpu.yaml"
 FAIRSEQ2 = Path(sys.executable).with_name("fairseq2")
 
 os.environ["FAIRSEQ2_DEVICE"] = "cpu"
@@ -18,11 +19,15 @@ os.environ.setdefault("FAIRSEQ2_NO_PROGRESS", "1")
 
 
 def recipe_args(
-    out_dir: Path, assets: Path, overrides: Sequence[str], config_file: Path = TINY_CONFIG
+    out_dir: Path,
+    assets: Path,
+    overrides: Sequence[str],
+    config_file: Path = TINY_CONFIG,
+    command: str = "preference_finetune",
 ) -> list[str]:
     return [
         "lm",
-        "preference_finetune",
+        command,
         str(out_dir),
         "--config-file",
         str(config_file),
@@ -33,11 +38,18 @@ def recipe_args(
     ]
 
 
-def train(out_dir: Path, assets: Path, *overrides: str) -> list[dict[str, object]]:
-    """Run ``fairseq2 lm preference_finetune`` in-process; return the train metrics."""
+def train(
+    out_dir: Path, assets: Path, *overrides: str, sft: bool = False
+) -> list[dict[str, object]]:
+    """Run ``fairseq2 lm preference_finetune`` (``instruction_finetune`` with ``sft``)
+    in-process on the tiny config; return the train metrics."""
     from fairseq2_preference.cli import main
 
-    main([*recipe_args(out_dir, assets, overrides), "--no-exit-on-error"])
+    if sft:
+        args = recipe_args(out_dir, assets, overrides, TINY_SFT_CONFIG, "instruction_finetune")
+    else:
+        args = recipe_args(out_dir, assets, overrides)
+    main([*args, "--no-exit-on-error"])
     return read_metrics(out_dir, "train")
 
 

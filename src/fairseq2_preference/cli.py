@@ -28,10 +28,19 @@ def _preference_finetune() -> Recipe:
     return PreferenceFinetuneRecipe()
 
 
+def _instruction_finetune() -> Recipe:
+    from fairseq2_preference.recipe import InstructionFinetuneRecipe
+
+    return InstructionFinetuneRecipe()
+
+
 COMMANDS: dict[str, dict[str, Command]] = {
     "lm": {
         "preference_finetune": Command(
             "finetune a language model on preference pairs (DPO, ...)", _preference_finetune
+        ),
+        "instruction_finetune": Command(
+            "supervised finetuning on instruction data (SFT)", _instruction_finetune
         ),
     },
 }

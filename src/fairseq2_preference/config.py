@@ -226,3 +226,22 @@ def resolve_reference_dtype(config: PreferenceFinetuneConfig, world_size: int) -
         and world_size > 1
     )
     reference.dtype = trainer.mixed_precision.dtype if cast else config.model.dtype
+
+
+@dataclass(kw_only=True)
+class InstructionFinetuneConfig(PreferenceFinetuneConfig):
+    """SFT defaults: Llama 3.1 8B (base) on the instruction rows of OpenAssistant2,
+    as the first stage of the SFT → DPO path; the tokenizer is the Instruct one,
+    whose EOS is ``<|eot_id|>``, the end of an assistant turn."""
+
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="llama3_1_8b"))
+
+    reference_model: PreferenceReferenceModelSection | None = None
+
+    dataset: PreferenceDatasetSection = field(
+        default_factory=lambda: PreferenceDatasetSection(
+            name="openassistant2_llama3_instruction", family=None
+        )
+    )
+
+    criterion: CriterionSection = field(default_factory=lambda: CriterionSection(name="sft"))

@@ -66,9 +66,15 @@ def register_metric_descriptors(
 
 
 @torch.inference_mode()
-def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion) -> None:
-    for name in ("loss", "nll_loss", *LOGPS_METRICS):
+def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion, pairs: bool) -> None:
+    """The metrics of :mod:`units`; without ``pairs`` (instruction data) only the
+    loss, the NLL and ``logps/chosen``."""
+    for name in ("loss", "nll_loss", "logps/chosen"):
         bag.add(name, Mean())
+    add_seq_batch_metrics(bag)
+    if not pairs:
+        return
+    bag.add("logps/rejected", Mean())
     if criterion.has_pair_loss:
         bag.add(criterion_loss_name(criterion), Mean())
     if criterion.reports_rewards:
@@ -76,7 +82,6 @@ def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion) -> No
             bag.add(name, Mean())
     for key in criterion.extra_metric_names:
         bag.add(f"{criterion.name}/{key}", Mean())
-    add_seq_batch_metrics(bag)
 
 
 @torch.inference_mode()

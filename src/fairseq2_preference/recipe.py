@@ -19,6 +19,7 @@ from torch.nn import Module
 from typing_extensions import override
 
 from fairseq2_preference.config import (
+    InstructionFinetuneConfig,
     PreferenceDatasetSection,
     PreferenceFinetuneConfig,
     resolve_reference_dtype,
@@ -67,13 +68,22 @@ class PreferenceFinetuneRecipe(Recipe):
             name, structure_criterion_config(name, config.criterion.config)
         )
 
+        dataset = context.get_dataset_as(JsonlDataset)
+        pairs = dataset.schema.is_pairwise
+        if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
+            raise PreferenceConfigError(
+                f"Criterion '{criterion.name}' needs preference pairs, but the dataset holds "
+                "instruction rows ({src, tgt}); use `criterion: {name: sft}` with it, or a "
+                "generic_preference dataset."
+            )
+
         computer = PreferenceComputer(
             context.get_data_parallel_model(),
             load_reference(context, config, criterion),
             criterion,
+            pairs,
         )
 
-        dataset = context.get_dataset_as(JsonlDataset)
         tokenizer = context.get_tokenizer()
         section = config.dataset
 
@@ -195,3 +205,16 @@ def check_vocabulary(context: RecipeContext) -> None:
             vocab_size,
             embed.num_embeddings,
         )
+
+
+class InstructionFinetuneRecipe(PreferenceFinetuneRecipe):
+    """``fairseq2 lm instruction_finetune``: SFT on instruction rows, the usual first stage.
+
+    The same recipe with other defaults: the ``generic_instruction`` data of a
+    prepared dataset, the ``sft`` criterion and no reference model.
+    """
+
+    @property
+    @override
+    def config_kls(self) -> type[object]:
+        return InstructionFinetuneConfig

@@ -43,6 +43,23 @@ def color_task_rows(seed: int = 0, rejected_per_prompt: int = 2) -> dict[str, li
     return splits
 
 
+def instruction_rows(
+    splits: Mapping[str, Sequence[Mapping[str, str]]],
+) -> dict[str, list[dict[str, str]]]:
+    """The same task as SFT data: each prompt once, with its chosen response."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for split, rows in splits.items():
+        seen: dict[str, dict[str, str]] = {}
+        for row in rows:
+            key = row["src"] + row["tgt_chosen"]
+            seen.setdefault(
+                key,
+                {"id": row["id"].rsplit("-", 1)[0], "src": row["src"], "tgt": row["tgt_chosen"]},
+            )
+        out[split] = list(seen.values())
+    return out
+
+
 def write_jsonl_splits(splits: Mapping[str, Sequence[Mapping[str, str]]], out_dir: Path) -> None:
     """Write ``<out_dir>/<split>/data.chunk.0000.jsonl`` for each split."""
     for split, rows in splits.items():

@@ -10,8 +10,8 @@ initialised with a fixed seed and saved as a checkpoint a card points to.
 
     DIR/tokenizer/            tokenizer.json & co.
     DIR/model/model.pt        the initial weights
-    DIR/cards/tiny.yaml       cards: tiny_llama, tiny_preference (+ its splits)
-    DIR/data/preference/{train,dev}/data.chunk.0000.jsonl   (the synthetic task)
+    DIR/cards/tiny.yaml       cards: tiny_llama, tiny_preference, tiny_instruction (+ splits)
+    DIR/data/{preference,instruction}/{train,dev}/data.chunk.0000.jsonl   (the synthetic task)
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from fairseq2_preference.synthetic import color_task_rows, write_jsonl_splits
+from fairseq2_preference.io import atomic_write_text
+from fairseq2_preference.synthetic import color_task_rows, instruction_rows, write_jsonl_splits
 
 SPECIAL_TOKENS = (
     "<|begin_of_text|>",
@@ -36,7 +37,7 @@ SPECIAL_TOKENS = (
 )
 
 MODEL_CARD = "tiny_llama"
-DATASET_CARD = "tiny_preference"
+DATASET_NAME = "tiny"
 
 
 @dataclass(frozen=True)
@@ -114,27 +115,25 @@ def model_card(name: str, config: dict[str, object]) -> dict[str, object]:
     }
 
 
-def dataset_cards(name: str, data_dir: str, splits: Iterable[str]) -> list[dict[str, object]]:
-    """One card for the whole dataset (named splits) and one per split."""
-    cards: list[dict[str, object]] = [
-        {"name": name, "dataset_family": "generic_preference", "data": data_dir}
-    ]
-    for split in splits:
-        cards.append(
-            {
-                "name": f"{name}_{split}",
-                "dataset_family": "generic_preference",
-                "data": f"{data_dir}/{split}",
-            }
-        )
+def dataset_cards(name: str, splits: Iterable[str]) -> list[dict[str, object]]:
+    """``<name>_preference`` and ``<name>_instruction`` (all splits), and one card per split."""
+    cards: list[dict[str, object]] = []
+    for kind in ("preference", "instruction"):
+        family, data = f"generic_{kind}", f"../data/{kind}"
+        cards.append({"name": f"{name}_{kind}", "dataset_family": family, "data": data})
+        for split in splits:
+            cards.append(
+                {
+                    "name": f"{name}_{kind}_{split}",
+                    "dataset_family": family,
+                    "data": f"{data}/{split}",
+                }
+            )
     return cards
 
 
 def write_cards(cards: Iterable[dict[str, object]], out_file: Path) -> None:
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump_all(list(cards), sort_keys=False))
-    tmp.replace(out_file)
+    atomic_write_text(out_file, yaml.safe_dump_all(list(cards), sort_keys=False))
 
 
 def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
@@ -144,6 +143,7 @@ def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
 
     splits = color_task_rows(seed=spec.seed)
     write_jsonl_splits(splits, out_dir / "data" / "preference")
+    write_jsonl_splits(instruction_rows(splits), out_dir / "data" / "instruction")
 
     texts = [row[key] for rows in splits.values() for row in rows for key in row if key != "id"]
     vocab_size = build_tokenizer(texts, out_dir / "tokenizer")
@@ -151,10 +151,7 @@ def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
     config = spec.model_config(vocab_size)
     build_model(config, spec.seed, out_dir / "model" / "model.pt")
 
-    cards = [
-        model_card(MODEL_CARD, config),
-        *dataset_cards(DATASET_CARD, "../data/preference", splits),
-    ]
+    cards = [model_card(MODEL_CARD, config), *dataset_cards(DATASET_NAME, splits)]
     write_cards(cards, out_dir / "cards" / "tiny.yaml")
     return out_dir / "cards"
 

@@ -64,15 +64,25 @@ class PreferenceComputer:
     """The computation shared by the train and the eval unit."""
 
     def __init__(
-        self, model: Module, reference_model: Module | None, criterion: PreferenceCriterion
+        self,
+        model: Module,
+        reference_model: Module | None,
+        criterion: PreferenceCriterion,
+        pairs: bool = True,
     ) -> None:
         if criterion.needs_reference and reference_model is None:
             raise ValueError(f"Criterion '{criterion.name}' needs a reference model.")
+        if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
+            raise ValueError(f"Criterion '{criterion.name}' needs preference pairs.")
         self.model = model
         self.reference_model = reference_model if criterion.needs_reference else None
         self.criterion = criterion
+        self.pairs = pairs
+        """``False`` for instruction data: one response per example, no rejected one."""
 
     def __call__(self, batch: PreferenceBatch) -> PreferenceStep:
+        if batch.has_rejected != self.pairs:
+            raise ValueError("The batch does not match the data kind the unit was built for.")
         num_pairs = batch.num_examples
         logps, lengths = sequence_logps(self.model, batch)
 
@@ -89,6 +99,7 @@ class PreferenceComputer:
             rejected_lengths=lengths[num_pairs:],
             ref_chosen=ref_chosen,
             ref_rejected=ref_rejected,
+            extras=batch.extras,
         )
 
         pair_losses = self.criterion.pair_losses(seq_logps)
@@ -100,7 +111,7 @@ class PreferenceComputer:
         return PreferenceStep(loss, pair_losses, nll, seq_logps)
 
     def prepare_metric_bag(self, bag: MetricBag) -> None:
-        add_preference_metrics(bag, self.criterion)
+        add_preference_metrics(bag, self.criterion, self.pairs)
 
     @torch.inference_mode()
     def update_metrics(self, bag: MetricBag, batch: PreferenceBatch, step: PreferenceStep) -> None:
@@ -115,6 +126,9 @@ class PreferenceComputer:
             step.nll.detach() / num_chosen_tokens, weight=num_chosen_tokens
         )
         update_mean(bag, "logps/chosen", logps.chosen)
+        if not self.pairs:
+            update_batch_metrics(bag, batch)
+            return
         update_mean(bag, "logps/rejected", logps.rejected)
 
         chosen_rewards = self.criterion.chosen_rewards(logps)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from fairseq2.utils.validation import ValidationResult
@@ -37,6 +37,9 @@ class SequenceLogps:
     """Number of response tokens of each rejected sequence (>= 1)."""
     ref_chosen: Tensor | None = None
     ref_rejected: Tensor | None = None
+    extras: Mapping[str, Tensor] = field(default_factory=dict)
+    """Per-pair numbers from the data, ``[N]`` float32, for datasets whose row
+    schema declares them (e.g. ``{"weight": ...}``); empty otherwise."""
 
     @property
     def num_pairs(self) -> int:

@@ -16,6 +16,7 @@ from fairseq2_preference.data.family import (
 )
 from fairseq2_preference.data.family import JsonlDatasetConfig as JsonlDatasetConfig
 from fairseq2_preference.data.family import register_dataset_families as register_dataset_families
+from fairseq2_preference.data.family import register_jsonl_family as register_jsonl_family
 from fairseq2_preference.data.jsonl import INSTRUCTION_ROW as INSTRUCTION_ROW
 from fairseq2_preference.data.jsonl import PREFERENCE_ROW as PREFERENCE_ROW
 from fairseq2_preference.data.jsonl import RowSchema as RowSchema

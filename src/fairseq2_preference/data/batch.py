@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from fairseq2.datasets import SequenceBatch
 from fairseq2.device import Device, SupportsDeviceTransfer
+from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 from typing_extensions import override
 
@@ -31,6 +32,9 @@ class PreferenceBatch(SupportsDeviceTransfer):
     num_responses: int
     """``k``: 2 for preference pairs, 1 for instruction rows."""
 
+    extras: dict[str, Tensor] = field(default_factory=dict)
+    """Per-example numbers declared by the dataset's row schema, float32 ``[N]``."""
+
     @property
     def num_examples(self) -> int:
         return len(self.ids)
@@ -42,6 +46,8 @@ class PreferenceBatch(SupportsDeviceTransfer):
     @override
     def to(self, device: Device, *, non_blocking: bool = False) -> None:
         self.seqs.to(device, non_blocking=non_blocking)
+        for name, value in self.extras.items():
+            self.extras[name] = value.to(device, non_blocking=non_blocking)
 
 
 def collate_examples(
@@ -67,4 +73,8 @@ def collate_examples(
 
     padded = pad_sequence(seqs, batch_first=True, padding_value=pad_idx)
     batch = SequenceBatch(padded, seq_lens.tolist(), target_mask=target_mask)
-    return PreferenceBatch(batch, [ex["id"] for ex in examples], num_responses)
+    extras = {
+        name: torch.tensor([ex["numbers"][name] for ex in examples], dtype=torch.float32)
+        for name in examples[0]["numbers"]
+    }
+    return PreferenceBatch(batch, [ex["id"] for ex in examples], num_responses, extras)

@@ -123,10 +123,15 @@ class JsonlDataset:
         encode_response = tokenizer.create_encoder(mode=options.target_encode_mode)
         schema = self.schema
 
-        def encode(row: dict[str, str]) -> dict[str, Any]:
+        def encode(row: dict[str, Any]) -> dict[str, Any]:
             prompt = encode_prompt(row[schema.prompt])
             seqs = [torch.cat([prompt, encode_response(row[r])]) for r in schema.responses]
-            longest = max(seqs, key=len)
-            return {"id": row["id"], "seqs": seqs, "prompt_len": len(prompt), "longest": longest}
+            return {
+                "id": row["id"],
+                "seqs": seqs,
+                "prompt_len": len(prompt),
+                "longest": max(seqs, key=len),
+                "numbers": {name: float(row[name]) for name in schema.numbers},
+            }
 
         return encode

@@ -45,10 +45,20 @@ class JsonlDatasetConfig:
 
 def register_dataset_families(container: DependencyContainer) -> None:
     for name, schema in SCHEMAS.items():
-        _register_family(container, name, schema)
+        register_jsonl_family(container, name, schema)
 
 
-def _register_family(container: DependencyContainer, name: str, schema: RowSchema) -> None:
+def register_jsonl_family(container: DependencyContainer, name: str, schema: RowSchema) -> None:
+    """Register a jsonl dataset family whose rows follow ``schema``.
+
+    The built-in families use it; a package adds its own (e.g. pairs that carry
+    a ``weight``) from a ``fairseq2.extension`` entry point::
+
+        def register_extension(container):
+            register_jsonl_family(container, "weighted_preference", RowSchema(
+                prompt="src", responses=("tgt_chosen", "tgt_rejected"), numbers=("weight",)))
+    """
+
     def open_dataset(config: JsonlDatasetConfig) -> JsonlDataset:
         if config.path is None:
             raise PreferenceConfigError(

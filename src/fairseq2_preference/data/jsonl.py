@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from fairseq2.data.data_pipeline import DataPipeline, DataPipelineBuilder, read_sequence
 from fairseq2.data.text import read_text
@@ -24,14 +25,21 @@ from fairseq2_preference.errors import PreferenceDataError
 
 @dataclass(frozen=True)
 class RowSchema:
-    """The string fields a row must carry; ``responses`` must also be non-blank."""
+    """The fields a row must carry: text fields (``responses`` non-blank) and,
+    optionally, per-example numbers (e.g. a preference weight or margin), which
+    reach the criterion as ``SequenceLogps.extras[<name>]``."""
 
     prompt: str
     responses: tuple[str, ...]
+    numbers: tuple[str, ...] = ()
 
     @property
     def fields(self) -> tuple[str, ...]:
         return (self.prompt, *self.responses)
+
+    @property
+    def is_pairwise(self) -> bool:
+        return len(self.responses) == 2
 
 
 PREFERENCE_ROW = RowSchema(prompt="src", responses=("tgt_chosen", "tgt_rejected"))
@@ -65,9 +73,9 @@ def line_number(file: Path, text: str) -> int | None:
     return None
 
 
-def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, str]:
+def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
     """Parse and validate one jsonl line of ``file``."""
-    expected = ", ".join(f'"{k}"' for k in schema.fields)
+    expected = ", ".join(f'"{k}"' for k in (*schema.fields, *schema.numbers))
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as ex:
@@ -83,7 +91,7 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, str]:
             f"found a {type(obj).__name__}."
         )
     row_id = obj.get("id")
-    missing = [k for k in schema.fields if k not in obj]
+    missing = [k for k in (*schema.fields, *schema.numbers) if k not in obj]
     if missing:
         raise PreferenceDataError(
             f"{_where(file, text, row_id)}: missing key(s) {', '.join(repr(k) for k in missing)}. "
@@ -101,7 +109,13 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, str]:
                 f"{_where(file, text, row_id)}: {key!r} is empty. A response must have text; "
                 "drop this row when preparing the data."
             )
-    row = {k: obj[k] for k in schema.fields}
+    for key in schema.numbers:
+        value = obj[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            raise PreferenceDataError(
+                f"{_where(file, text, row_id)}: {key!r} must be a number, but is {value!r}."
+            )
+    row: dict[str, Any] = {k: obj[k] for k in (*schema.fields, *schema.numbers)}
     if row_id is None:
         row_id = f"{file.name}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     row["id"] = str(row_id)

@@ -1,0 +1,214 @@
+"""GSM8K preference pairs with model-sampled negatives (no vLLM needed).
+
+For each problem, sample answers from a model with fairseq2's generator and keep
+those that are *well formatted but wrong* as rejected responses — they end with
+``#### <number>`` like the gold solutions, but with another number — and the
+gold solution as the chosen one. Mined negatives are hard negatives: the same
+style and length as correct answers, so the pair isolates correctness.
+
+Problems come from the hub dataset ``openai/gsm8k`` (config ``main``) or a
+local jsonl of ``{"question", "answer"}`` rows in the same format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from fairseq2_preference.data_prep.examples import Example
+from fairseq2_preference.data_prep.formatting import PromptFormatter, make_formatter
+from fairseq2_preference.data_prep.writer import PrepRequest, PrepResult, prepare
+from fairseq2_preference.generation import (
+    SamplingOptions,
+    default_device,
+    generate,
+    init_assets,
+    load,
+)
+
+HUB_DATASET = "openai/gsm8k"
+
+INSTRUCTION = (
+    'Solve the problem step by step, then give the final answer on its own line as "#### <number>".'
+)
+
+FINAL_ANSWER = re.compile(r"####\s*(-?[\d,]*\.?\d+)\s*$")
+
+CALCULATOR = re.compile(r"<<[^>]*>>")
+
+
+def final_number(text: str) -> float | None:
+    """The number after a closing ``#### `` line, or ``None`` if the text has none."""
+    match = FINAL_ANSWER.search(text.strip())
+    if match is None:
+        return None
+    try:
+        return float(match.group(1).replace(",", ""))
+    except ValueError:
+        return None
+
+
+def clean_solution(answer: str) -> str:
+    """A GSM8K gold solution without its calculator annotations (``<<48/2=24>>``)."""
+    return CALCULATOR.sub("", answer).strip()
+
+
+def prompt_turns(question: str) -> tuple[tuple[str, str], ...]:
+    return (("user", f"{question.strip()}\n{INSTRUCTION}"),)
+
+
+def load_problems(source: str | None, split: str, limit: int | None) -> list[dict[str, str]]:
+    if source is None:
+        import datasets
+
+        rows = datasets.load_dataset(HUB_DATASET, "main", split=split)  # type: ignore[attr-defined]
+        problems = [{"question": r["question"], "answer": r["answer"]} for r in rows]
+    else:
+        lines = Path(source).read_text(encoding="utf-8").splitlines()
+        problems = []
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
+                raise ValueError(f"{source}, line {number}: needs 'question' and 'answer' strings.")
+            problems.append(row)
+    for i, problem in enumerate(problems):
+        if final_number(problem["answer"]) is None:
+            raise ValueError(f"Problem {i}: the gold answer does not end with '#### <number>'.")
+    return problems[:limit] if limit is not None else problems
+
+
+def mine(
+    problems: Sequence[Mapping[str, str]],
+    samples: Sequence[Sequence[str]],
+    max_rejected: int,
+    drops: Counter[str],
+) -> tuple[list[Example], list[Example]]:
+    """Pairs (gold vs each distinct well-formatted wrong sample, at most ``max_rejected``
+    per problem) and SFT examples (the gold solutions)."""
+    pairs: list[Example] = []
+    sft: list[Example] = []
+    for i, (problem, completions) in enumerate(zip(problems, samples, strict=True)):
+        gold_text = clean_solution(problem["answer"])
+        gold = final_number(gold_text)
+        turns = prompt_turns(problem["question"])
+        group = f"gsm8k-{i}"
+        sft.append(Example(f"{group}:gold", group, turns, gold_text))
+        kept: list[str] = []
+        for text in completions:
+            value = final_number(text)
+            if value is None:
+                drops["samples: not well formatted (no final '#### <number>')"] += 1
+            elif gold is not None and abs(value - gold) < 1e-6:
+                drops["samples: correct"] += 1
+            elif text in kept:
+                drops["samples: repeated"] += 1
+            elif len(kept) >= max_rejected:
+                drops["samples: over --max_rejected"] += 1
+            else:
+                kept.append(text)
+        if not kept:
+            drops["problems: no well-formatted wrong sample"] += 1
+        for j, text in enumerate(kept):
+            pairs.append(Example(f"{group}:{j}", group, turns, gold_text, text))
+    return pairs, sft
+
+
+def sample(
+    problems: Sequence[Mapping[str, str]],
+    formatter: PromptFormatter,
+    model_name: str,
+    tokenizer_name: str,
+    options: SamplingOptions,
+    batch_size: int,
+    seed: int,
+) -> list[list[str]]:
+    device = default_device()
+    model, tokenizer = load(model_name, tokenizer_name, device)
+    torch.manual_seed(seed)
+    prompts = [formatter(prompt_turns(p["question"])) for p in problems]
+    return generate(model, tokenizer, prompts, options, batch_size, device)
+
+
+def main(argv: list[str] | None = None) -> PrepResult:
+    """``datasets/gsm8k_negatives_data_prep.py``: see ``--help``."""
+    parser = argparse.ArgumentParser(
+        description="Mine GSM8K preference pairs: gold solutions vs sampled wrong answers."
+    )
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="model asset card, e.g. llama3_1_8b_instruct or checkpoint_step_1000",
+    )
+    parser.add_argument("--tokenizer", help="tokenizer asset card (default: --model)")
+    parser.add_argument(
+        "--asset_path",
+        type=Path,
+        action="append",
+        default=[],
+        help="extra asset card directory (repeatable)",
+    )
+    parser.add_argument(
+        "--checkpoint_dir",
+        type=Path,
+        help="a run's checkpoints/ directory (cards checkpoint_step_<N>)",
+    )
+    parser.add_argument(
+        "--source", help=f"local jsonl of {{question, answer}} (default: the hub's {HUB_DATASET})"
+    )
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--limit", type=int, help="only the first N problems")
+    parser.add_argument("--num_samples", type=int, default=8)
+    parser.add_argument("--max_rejected", type=int, default=2)
+    parser.add_argument("--temperature", type=float, default=0.8)
+    parser.add_argument("--top_p", type=float, default=0.95)
+    parser.add_argument("--max_gen_len", type=int, default=512)
+    parser.add_argument("--batch_size", type=int, default=16)
+    parser.add_argument("--data_dir", type=Path, required=True)
+    parser.add_argument("--card_dir", type=Path, required=True)
+    parser.add_argument("--name", help="dataset name (default: gsm8k_<format>)")
+    parser.add_argument("--chat_template", help="tokenizer whose chat template formats prompts")
+    parser.add_argument("--dev_size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--force", action="store_true")
+    args = parser.parse_args(argv)
+
+    options = SamplingOptions(args.temperature, args.top_p, args.max_gen_len, args.num_samples)
+    formatter = make_formatter(args.chat_template)
+    request = PrepRequest(
+        name=args.name or f"gsm8k_{formatter.slug}",
+        data_dir=args.data_dir,
+        card_dir=args.card_dir,
+        source=args.source or f"{HUB_DATASET}:{args.split}",
+        options={
+            "model": args.model,
+            "checkpoint_dir": str(args.checkpoint_dir) if args.checkpoint_dir else None,
+            "limit": args.limit,
+            "max_rejected": args.max_rejected,
+            "sampling": asdict(options),
+            "chat_template": args.chat_template,
+        },
+        formatter=formatter,
+        dev_size=args.dev_size,
+        seed=args.seed,
+        force=args.force,
+    )
+
+    def build(drops: Counter[str]) -> tuple[list[Example], list[Example]]:
+        problems = load_problems(args.source, args.split, args.limit)
+        init_assets(args.asset_path, args.checkpoint_dir)
+        tokenizer = args.tokenizer or args.model
+        samples = sample(
+            problems, formatter, args.model, tokenizer, options, args.batch_size, args.seed
+        )
+        return mine(problems, samples, args.max_rejected, drops)
+
+    return prepare(request, build)
