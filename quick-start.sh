@@ -1,46 +1,99 @@
 #!/usr/bin/env bash
 # One command from a fresh clone to a trained model.
 #
-#   ./quick-start.sh          set up .venv/, then run the CPU demo
-#   ./quick-start.sh --demo   the same, explicitly
+#   ./quick-start.sh             with GPUs: OpenAssistant2 + DPO on Llama 3.1 8B Instruct, all GPUs;
+#                                without:   the CPU demo below
+#   ./quick-start.sh --demo      the CPU demo, even on a GPU machine
+#   ./quick-start.sh --dry-run   print the commands instead of running them
 #
-# The demo builds a tiny Llama-architecture model, a tokenizer and a synthetic
-# preference dataset locally (nothing is downloaded), trains DPO on one CPU in
-# about a minute and prints where the metrics are.
+# The GPU run needs the Hugging Face hub (OpenAssistant/oasst2, and the gated Llama
+# 3.1 weights: accept the licence and `huggingface-cli login` first).
+# The CPU demo needs no network: it prepares the OpenAssistant2 sample bundled with
+# the package, builds a tiny Llama-architecture model locally, then runs the same
+# two stages as the full recipe — SFT, then DPO from the SFT checkpoint — in about
+# a minute, and says where the metrics are.
+#
+# Environment: DATA_DIR (data/oasst2), CARD_DIR (~/.config/fairseq2/assets),
+# OUTPUT_DIR (runs/quick_start_dpo), DEMO_DIR (.demo).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
+demo=0 dry_run=0
 for arg in "$@"; do
   case $arg in
-    --demo) ;;
-    -h|--help) sed -n '2,10s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    --demo) demo=1 ;;
+    --dry-run) dry_run=1 ;;
+    -h|--help) sed -n '2,17s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "quick-start.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
 
-./setup.sh
+say() { echo "[quick-start] $*"; }
+run() {
+  if [[ $dry_run == 1 ]]; then printf '%q ' "$@"; echo; else "$@"; fi
+}
 
-demo=.demo
-run=$demo/runs/tiny_dpo
-echo "[quick-start] building the tiny model, tokenizer and data in $demo/assets"
-.venv/bin/python -m fairseq2_preference.tiny "$demo/assets" >/dev/null
-rm -rf "$run"
-echo "[quick-start] training DPO on CPU (log: $run/logs/rank_0.log)"
-FAIRSEQ2_DEVICE=cpu .venv/bin/fairseq2 lm preference_finetune "$run" \
-  --config-file example_configurations/tiny_dpo_cpu.yaml --no-rich >"$demo/tiny_dpo.out" 2>&1 \
-  || { tail -n 30 "$demo/tiny_dpo.out" >&2; exit 1; }
+num_gpus=0
+if command -v nvidia-smi >/dev/null 2>&1; then
+  num_gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU ' || true)
+fi
 
-.venv/bin/python - "$run" <<'PY'
+run ./setup.sh
+
+if [[ $demo == 0 && $num_gpus -gt 0 ]]; then
+  data_dir=${DATA_DIR:-data/oasst2}
+  card_dir=${CARD_DIR:-$HOME/.config/fairseq2/assets}
+  output_dir=${OUTPUT_DIR:-runs/quick_start_dpo}
+  say "$num_gpus GPU(s): preparing OpenAssistant2, then DPO on Llama 3.1 8B Instruct."
+  run .venv/bin/python datasets/openassistant2_llama3_data_prep.py \
+    --data_dir "$data_dir" --card_dir "$card_dir"
+  run env NUM_GPUS="$num_gpus" CONFIG=example_configurations/llama3_1_8b_instruct_dpo.yaml \
+    OUTPUT_DIR="$output_dir" example_training_scripts/train_torchrun.sh \
+    --config "common.assets.extra_paths=[$card_dir]"
+  say "metrics: $output_dir/metrics/{train,valid}.jsonl; TensorBoard: .venv/bin/tensorboard --logdir $output_dir/tb"
+  exit 0
+fi
+
+[[ $demo == 1 ]] || say "No GPU found: running the CPU demo (./quick-start.sh --demo does this anywhere)."
+demo_dir=${DEMO_DIR:-.demo}
+sample=src/fairseq2_preference/data_prep/sample/oasst2_sample.messages.jsonl
+cards="[$demo_dir/assets/cards, $demo_dir/cards]"
+sizes=(dataset.max_seq_len=512 dataset.max_num_tokens=2048)
+export FAIRSEQ2_DEVICE=cpu
+
+say "1/4 preparing the bundled OpenAssistant2 sample ($demo_dir/data)"
+run .venv/bin/python datasets/openassistant2_llama3_data_prep.py --source "$sample" \
+  --data_dir "$demo_dir/data/oasst2" --card_dir "$demo_dir/cards" --dev_size 1
+
+say "2/4 building a tiny Llama-architecture model and tokenizer ($demo_dir/assets)"
+run .venv/bin/python -m fairseq2_preference.tiny "$demo_dir/assets" --corpus "$demo_dir/data/oasst2"
+
+say "3/4 SFT on the instruction data ($demo_dir/runs/sft)"
+run rm -rf "$demo_dir/runs"
+run .venv/bin/fairseq2 lm instruction_finetune "$demo_dir/runs/sft" --no-rich \
+  --config-file example_configurations/tiny_sft_cpu.yaml \
+  --config "common.assets.extra_paths=$cards" dataset.name=openassistant2_llama3_instruction \
+  "${sizes[@]}" >"$demo_dir/sft.log" 2>&1 || { tail -n 30 "$demo_dir/sft.log" >&2; exit 1; }
+
+say "4/4 DPO from the SFT checkpoint ($demo_dir/runs/dpo)"
+run .venv/bin/fairseq2 lm preference_finetune "$demo_dir/runs/dpo" --no-rich \
+  --config-file example_configurations/tiny_dpo_cpu.yaml \
+  --config "common.assets.extra_paths=$cards" dataset.name=openassistant2_llama3_preference \
+  model.name=last_checkpoint reference_model.name=last_checkpoint \
+  "common.assets.prev_checkpoint_dir=$demo_dir/runs/sft/checkpoints" \
+  "${sizes[@]}" >"$demo_dir/dpo.log" 2>&1 || { tail -n 30 "$demo_dir/dpo.log" >&2; exit 1; }
+
+[[ $dry_run == 1 ]] && exit 0
+.venv/bin/python - "$demo_dir/runs" <<'PY'
 import json, sys
 from pathlib import Path
-run = Path(sys.argv[1])
-train = [json.loads(l) for l in (run / "metrics/train.jsonl").read_text().splitlines()]
-valid = [json.loads(l) for l in (run / "metrics/valid.jsonl").read_text().splitlines()]
-print(f"[quick-start] loss {train[0]['Loss']:.3f} (step 1) -> {train[-1]['Loss']:.3f} (step {train[-1]['Step']})")
-print(f"[quick-start] held-out reward accuracy {valid[-1]['Rewards/Accuracies']:.2f}")
+runs = Path(sys.argv[1])
+for stage, key in (("sft", "NLL Loss"), ("dpo", "DPO Loss")):
+    rows = [json.loads(line) for line in (runs / stage / "metrics/train.jsonl").read_text().splitlines()]
+    print(f"[quick-start] {stage}: {key} {rows[0][key]:.3f} (step 1) -> {rows[-1][key]:.3f} (step {rows[-1]['Step']})")
 PY
 cat <<MSG
-[quick-start] metrics:     $run/metrics/{train,valid}.jsonl
-[quick-start] checkpoints: $run/checkpoints/
-[quick-start] TensorBoard: .venv/bin/tensorboard --logdir $run/tb
+[quick-start] metrics:     $demo_dir/runs/{sft,dpo}/metrics/{train,valid}.jsonl
+[quick-start] checkpoints: $demo_dir/runs/{sft,dpo}/checkpoints/
+[quick-start] TensorBoard: .venv/bin/tensorboard --logdir $demo_dir/runs
 MSG

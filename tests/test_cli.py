@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import FAIRSEQ2, recipe_args, run_cli, write_jsonl
+from helpers import FAIRSEQ2, read_metrics, recipe_args, run_cli, write_jsonl
 
 
 def test_help_lists_the_commands() -> None:
@@ -63,3 +64,55 @@ def test_user_errors_exit_2_with_one_clear_message(
     output = result.stdout + result.stderr
     assert message in output
     assert "Traceback" not in output
+
+
+def test_group_help_and_module_entry_point() -> None:
+    result = run_cli([str(FAIRSEQ2), "lm", "--help"])
+    assert result.returncode == 0
+    assert "lm instruction_finetune" in result.stdout and "lm preference_finetune" in result.stdout
+    result = run_cli([sys.executable, "-m", "fairseq2_preference", "--help"])
+    assert result.returncode == 0 and "lm preference_finetune" in result.stdout
+
+
+def test_command_help_shows_our_options_and_fairseq2s() -> None:
+    result = run_cli([str(FAIRSEQ2), "lm", "preference_finetune", "--help"])
+    assert result.returncode == 0
+    assert "--preset NAME" in result.stdout and "--config-file" in result.stdout
+
+
+def test_list_presets() -> None:
+    result = run_cli([str(FAIRSEQ2), "lm", "instruction_finetune", "--list-presets"])
+    assert result.returncode == 0
+    assert "llama3_1_base" in result.stdout and "llama3_1_instruct_lr_anneal_0" in result.stdout
+
+
+def test_config_errors_are_one_paragraph(tmp_path: Path) -> None:
+    result = run_cli(
+        [str(FAIRSEQ2), "lm", "preference_finetune", str(tmp_path / "x"), "--no-rich",
+         "--config", "trainer.foo=1"]
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "extra key(s) foo" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_old_layout_tiny_config_trains(tmp_path: Path, tiny_assets: Path) -> None:
+    old = tmp_path / "old.yaml"
+    old.write_text(
+        "model: tiny_llama\ndataset: tiny_preference\nmax_seq_len: 64\nmax_num_tokens: 1024\n"
+        "mixed_precision: none\ndtype: float32\ndata_parallelism: ddp\n"
+        "activation_checkpointing: false\ncriterion: dpo\n"
+        "criterion_config: {reference_model: tiny_llama, beta: 0.1}\n"
+        "optimizer_config: {lr: 1.0e-3}\nlr_scheduler: noop\nmax_num_steps: 10\n"
+        "checkpoint_every_n_steps: 5\npublish_metrics_every_n_steps: 1\n"
+    )
+    out = tmp_path / "run"
+    assets = f"common.assets.extra_paths=[{tiny_assets / 'cards'}]"
+    result = run_cli(
+        [str(FAIRSEQ2), "lm", "preference_finetune", str(out), "--config-file", str(old),
+         "--no-sweep-dir", "--no-rich", "--config", assets]
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "uses the old flat fairseq2 config layout" in result.stderr
+    losses = [float(m["Loss"]) for m in read_metrics(out, "train")]  # type: ignore[arg-type]
+    assert losses[0] == pytest.approx(0.693147, abs=1e-5) and losses[-1] < losses[0]

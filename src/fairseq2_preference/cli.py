@@ -1,19 +1,33 @@
-"""The ``fairseq2`` command: ``fairseq2 GROUP COMMAND [fairseq2 recipe options]``.
+"""The ``fairseq2`` command: ``fairseq2 GROUP COMMAND [options]``.
 
 fairseq2 0.8.1 ships its recipe command line as a library function
-(``fairseq2.recipe.cli.main``) but no ``fairseq2`` executable; this module maps
-``GROUP COMMAND`` to a recipe and hands the rest of the arguments to it, so
+(``fairseq2.recipe.cli.main``) but no ``fairseq2`` executable. This module maps
+``GROUP COMMAND`` to a recipe and runs fairseq2's command line on it, so
 ``--config-file``, ``--config k=v``, ``--dump-config`` and ``--no-rich`` behave
-exactly as in fairseq2.
+exactly as in fairseq2, and adds:
+
+* ``--preset NAME`` / ``--list-presets``: packaged presets (a ``--config-file``
+  is overlaid on the preset);
+* ``--no-sweep-dir``: as in the fairseq2 0.4 scripts (already the default here);
+* config files in the old flat layout, translated with a warning;
+* config errors as one paragraph instead of a stack trace.
+
+Exit status: 0 on success, 2 for user or configuration errors, 1 otherwise.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
+import tempfile
+from argparse import ArgumentParser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from fairseq2.recipe.base import Recipe
+
+from fairseq2_preference.errors import PreferenceConfigError, describe
 
 
 @dataclass(frozen=True)
@@ -37,7 +51,8 @@ def _instruction_finetune() -> Recipe:
 COMMANDS: dict[str, dict[str, Command]] = {
     "lm": {
         "preference_finetune": Command(
-            "finetune a language model on preference pairs (DPO, ...)", _preference_finetune
+            "finetune a language model on preference pairs (DPO, SimPO, ORPO, ...)",
+            _preference_finetune,
         ),
         "instruction_finetune": Command(
             "supervised finetuning on instruction data (SFT)", _instruction_finetune
@@ -45,12 +60,20 @@ COMMANDS: dict[str, dict[str, Command]] = {
     },
 }
 
+EXTRA_OPTIONS = """\
+fairseq2-preference options (before fairseq2's own, listed below):
+  --preset NAME      start from a packaged preset; a --config-file is applied on top
+  --list-presets     list the presets of this command and exit
+  --no-sweep-dir     write into OUTPUT_DIR itself (the default here; kept for old scripts)
+  --config-file may also be in the flat layout of the fairseq2 0.4 recipes (translated).
+"""
 
-def usage() -> str:
-    lines = ["usage: fairseq2 GROUP COMMAND [-h] ...", "", "commands:"]
-    for group, commands in COMMANDS.items():
-        for name, command in commands.items():
-            lines.append(f"  {group} {name:<24} {command.summary}")
+
+def usage(group: str | None = None) -> str:
+    lines = ["usage: fairseq2 GROUP COMMAND [OUTPUT_DIR] [options]", "", "commands:"]
+    for name, commands in COMMANDS.items():
+        if group in (None, name):
+            lines += [f"  {name} {cmd:<22} {c.summary}" for cmd, c in commands.items()]
     lines += ["", "Run `fairseq2 GROUP COMMAND --help` for the options of a command."]
     return "\n".join(lines)
 
@@ -61,18 +84,81 @@ def main(argv: Sequence[str] | None = None) -> None:
         print(usage())
         sys.exit(0 if args else 2)
     group, *rest = args
-    commands = COMMANDS.get(group)
-    if commands is None or not rest or rest[0] not in commands:
-        if rest and rest[0] in ("-h", "--help") and commands is not None:
-            print(usage())
-            sys.exit(0)
-        what = " ".join(args[:2])
-        print(f"fairseq2: unknown command '{what}'.\n\n{usage()}", file=sys.stderr)
-        sys.exit(2)
-    name, *recipe_args = rest
-    recipe = commands[name].recipe()
-    sys.argv = [f"fairseq2 {group} {name}", *recipe_args]
+    if group not in COMMANDS:
+        _fail(f"unknown command group '{group}'.\n\n{usage()}")
+    if not rest or rest[0] in ("-h", "--help"):
+        print(usage(group))
+        sys.exit(0 if rest else 2)
+    name, *options = rest
+    if name not in COMMANDS[group]:
+        _fail(f"unknown command '{group} {name}'.\n\n{usage(group)}")
 
+    ours, passthrough = _parser().parse_known_args(options)
+    if ours.list_presets:
+        _print_presets(name)
+        return
+    if "-h" in passthrough or "--help" in passthrough:
+        print(EXTRA_OPTIONS)
+
+    recipe = COMMANDS[group][name].recipe()
+    with tempfile.TemporaryDirectory(prefix="fairseq2-preference-") as workdir:
+        from fairseq2_preference.config_files import effective_config_file
+
+        try:
+            config_file = effective_config_file(name, ours.preset, ours.config_file, Path(workdir))
+        except PreferenceConfigError as ex:
+            _fail(str(ex), f"fairseq2 {group} {name}")
+        if config_file is not None:
+            passthrough += ["--config-file", str(config_file)]
+        if ours.no_sweep_dir:
+            passthrough += ["--config", "common.no_sweep_dir=true"]
+        sys.argv = [f"fairseq2 {group} {name}", *passthrough]
+        _run(recipe)
+
+
+def _parser() -> ArgumentParser:
+    parser = ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--preset")
+    parser.add_argument("--list-presets", action="store_true")
+    parser.add_argument("--no-sweep-dir", action="store_true")
+    parser.add_argument("--config-file", type=Path)
+    return parser
+
+
+def _print_presets(command: str) -> None:
+    from fairseq2_preference.config_files import presets
+
+    for preset in presets(command).values():
+        print(f"{preset.name:<32} {preset.description}")
+
+
+def _run(recipe: Recipe) -> None:
+    from fairseq2.logging import log
     from fairseq2.recipe.cli import main as recipe_main
 
-    recipe_main(recipe)
+    one_paragraph = _OneParagraphConfigErrors()
+    log.logger.addFilter(one_paragraph)
+    try:
+        recipe_main(recipe)
+    finally:
+        log.logger.removeFilter(one_paragraph)
+
+
+class _OneParagraphConfigErrors(logging.Filter):
+    """fairseq2 logs an unparsable config with a stack trace; a user needs the reason."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from fairseq2.recipe.error import RecipeConfigParseError
+
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, RecipeConfigParseError):
+            record.msg = f"{describe(error)} Run with --dump-config to see every valid option."
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def _fail(message: str, prog: str = "fairseq2") -> None:
+    print(f"{prog}: error: {message}", file=sys.stderr)
+    sys.exit(2)

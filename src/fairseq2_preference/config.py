@@ -60,7 +60,7 @@ class PreferenceReferenceModelSection(ReferenceModelSection):
 
     To start from an earlier run (e.g. SFT, then DPO), set
     ``common.assets.prev_checkpoint_dir: <run>/checkpoints`` and name the card
-    ``checkpoint_step_<N>`` (or ``checkpoint`` for the last one).
+    ``checkpoint_step_<N>`` (or ``last_checkpoint``).
     """
 
     dtype: DataType | None = None  # type: ignore[assignment]

@@ -16,3 +16,15 @@ class PreferenceConfigError(RecipeError, ValueError):
 
 class PreferenceDataError(RecipeError, ValueError):
     """A dataset file is malformed; the message names the file and line."""
+
+
+def describe(error: BaseException) -> str:
+    """An exception and the chain of its causes, as one sentence."""
+    parts: list[str] = []
+    current: BaseException | None = error
+    while current is not None:
+        text = str(current).strip().rstrip(".")
+        if text:
+            parts.append(text)
+        current = current.__cause__
+    return ": ".join(parts) + "."

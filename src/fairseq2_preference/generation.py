@@ -1,7 +1,7 @@
 """Loading a trained model with fairseq2 and sampling from it, for data mining and evaluation.
 
 A model is named the way recipe configs name it: an asset card (built-in, from
-``--asset_path`` directories, or ``checkpoint_step_<N>`` / ``checkpoint`` of a
+``--asset_path`` directories, or ``checkpoint_step_<N>`` / ``last_checkpoint`` of a
 run's ``checkpoints/`` directory). Prompts are ``src`` texts, formatted exactly
 as for training; the tokenizer adds BOS, generation stops at its EOS, and the
 returned texts have special tokens removed.

@@ -17,6 +17,7 @@ initialised with a fixed seed and saved as a checkpoint a card points to.
 from __future__ import annotations
 
 import argparse
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -136,8 +137,15 @@ def write_cards(cards: Iterable[dict[str, object]], out_file: Path) -> None:
     atomic_write_text(out_file, yaml.safe_dump_all(list(cards), sort_keys=False))
 
 
-def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
-    """Write tokenizer, model, synthetic data and cards under ``out_dir``; return the card dir."""
+def build_tiny_assets(
+    out_dir: Path, spec: TinyModelSpec | None = None, corpus: Path | None = None
+) -> Path:
+    """Write tokenizer, model, synthetic data and cards under ``out_dir``; return the card dir.
+
+    The tokenizer is trained on the synthetic task and, if given, on every string
+    of the ``*.jsonl`` rows under ``corpus`` (e.g. prepared data to train on), so
+    that such text encodes in few tokens.
+    """
     spec = spec or TinyModelSpec()
     out_dir = out_dir.resolve()
 
@@ -146,6 +154,8 @@ def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
     write_jsonl_splits(instruction_rows(splits), out_dir / "data" / "instruction")
 
     texts = [row[key] for rows in splits.values() for row in rows for key in row if key != "id"]
+    if corpus is not None:
+        texts += corpus_texts(corpus)
     vocab_size = build_tokenizer(texts, out_dir / "tokenizer")
 
     config = spec.model_config(vocab_size)
@@ -156,11 +166,24 @@ def build_tiny_assets(out_dir: Path, spec: TinyModelSpec | None = None) -> Path:
     return out_dir / "cards"
 
 
+def corpus_texts(corpus: Path) -> list[str]:
+    rows = (json.loads(line) for f in sorted(corpus.rglob("*.jsonl")) for line in f.open())
+    return [
+        value
+        for row in rows
+        for key, value in row.items()
+        if key != "id" and isinstance(value, str)
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path, help="where to write the assets")
+    parser.add_argument(
+        "--corpus", type=Path, help="jsonl data whose text the tokenizer learns too"
+    )
     args = parser.parse_args()
-    card_dir = build_tiny_assets(args.out_dir)
+    card_dir = build_tiny_assets(args.out_dir, corpus=args.corpus)
     print(f"Tiny assets written; add `common.assets.extra_paths: [{card_dir}]` to a config.")
 
 

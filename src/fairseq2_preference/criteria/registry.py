@@ -19,7 +19,7 @@ from fairseq2.logging import log
 from fairseq2.utils.structured import StandardValueConverter, StructureError
 
 from fairseq2_preference.criteria.base import CriterionConfig, PreferenceCriterion
-from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.errors import PreferenceConfigError, describe
 
 ENTRY_POINT_GROUP = "fairseq2_preference.criteria"
 
@@ -109,7 +109,7 @@ def structure_criterion_config(name: str, raw: object) -> CriterionConfig:
         config: CriterionConfig = StandardValueConverter().structure(dict(raw), config_kls)
     except StructureError as ex:
         raise PreferenceConfigError(
-            f"`criterion.config` for '{name}' is not valid: {_flatten(ex)}"
+            f"`criterion.config` for '{name}' is not valid: {describe(ex.__cause__ or ex)}"
         ) from None
     return config
 
@@ -142,13 +142,3 @@ def _load_entry_points() -> None:
 
 def _qualname(kls: type) -> str:
     return f"{kls.__module__}.{kls.__qualname__}"
-
-
-def _flatten(ex: BaseException) -> str:
-    """Join a chain of fairseq2 StructureErrors into one readable sentence."""
-    parts: list[str] = []
-    cur: BaseException | None = ex
-    while cur is not None:
-        parts.append(str(cur).rstrip("."))
-        cur = cur.__cause__
-    return ": ".join(parts[1:] or parts) + "."
