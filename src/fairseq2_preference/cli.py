@@ -33,7 +33,12 @@ from fairseq2_preference.errors import PreferenceConfigError, describe
 @dataclass(frozen=True)
 class Command:
     summary: str
-    recipe: Callable[[], Recipe]
+    recipe: Callable[[], Recipe] | None = None
+    """A fairseq2 recipe run through fairseq2's command line."""
+    after: Callable[[Path], None] | None = None
+    """Runs after a successful recipe run, given its output directory."""
+    run: Callable[[list[str]], None] | None = None
+    """A plain command (no recipe), given its arguments."""
 
 
 def _preference_finetune() -> Recipe:
@@ -48,6 +53,24 @@ def _instruction_finetune() -> Recipe:
     return InstructionFinetuneRecipe()
 
 
+def _alpaca_eval() -> Recipe:
+    from fairseq2_preference.evaluation.recipe import AlpacaEvalRecipe
+
+    return AlpacaEvalRecipe()
+
+
+def _judge_after_generation(output_dir: Path) -> None:
+    from fairseq2_preference.evaluation.commands import judge_after_generation
+
+    judge_after_generation(output_dir)
+
+
+def _judge_alpaca_eval(argv: list[str]) -> None:
+    from fairseq2_preference.evaluation.commands import judge_main
+
+    judge_main(argv)
+
+
 COMMANDS: dict[str, dict[str, Command]] = {
     "lm": {
         "preference_finetune": Command(
@@ -56,6 +79,15 @@ COMMANDS: dict[str, dict[str, Command]] = {
         ),
         "instruction_finetune": Command(
             "supervised finetuning on instruction data (SFT)", _instruction_finetune
+        ),
+        "alpaca_eval": Command(
+            "generate AlpacaEval outputs from a model, then judge them (WR, LC WR)",
+            _alpaca_eval,
+            after=_judge_after_generation,
+        ),
+        "judge_alpaca_eval": Command(
+            "judge an existing model_outputs.json and add a results-table row",
+            run=_judge_alpaca_eval,
         ),
     },
 }
@@ -92,6 +124,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     name, *options = rest
     if name not in COMMANDS[group]:
         _fail(f"unknown command '{group} {name}'.\n\n{usage(group)}")
+    command = COMMANDS[group][name]
+    if command.run is not None:
+        try:
+            command.run(options)
+        except PreferenceConfigError as ex:
+            _fail(str(ex), f"fairseq2 {group} {name}")
+        return
 
     ours, passthrough = _parser().parse_known_args(options)
     if ours.list_presets:
@@ -100,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if "-h" in passthrough or "--help" in passthrough:
         print(EXTRA_OPTIONS)
 
-    recipe = COMMANDS[group][name].recipe()
+    assert command.recipe is not None
+    recipe = command.recipe()
     with tempfile.TemporaryDirectory(prefix="fairseq2-preference-") as workdir:
         from fairseq2_preference.config_files import effective_config_file
 
@@ -114,6 +154,30 @@ def main(argv: Sequence[str] | None = None) -> None:
             passthrough += ["--config", "common.no_sweep_dir=true"]
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
         _run(recipe)
+    output_dir = _output_dir(passthrough)
+    if command.after is not None and output_dir is not None:
+        try:
+            command.after(output_dir)
+        except PreferenceConfigError as ex:
+            _fail(str(ex), f"fairseq2 {group} {name}")
+
+
+def _output_dir(recipe_args: list[str]) -> Path | None:
+    """The OUTPUT_DIR positional of fairseq2's command line (None with --dump-config)."""
+    if "--dump-config" in recipe_args:
+        return None
+    with_values = {"--config-file", "--checkpoint-dir"}
+    skip = False
+    for arg in recipe_args:
+        if skip:
+            skip = False
+        elif arg in with_values:
+            skip = True
+        elif arg == "--config":
+            return None  # --config swallows what follows; fairseq2 wants OUTPUT_DIR first
+        elif not arg.startswith("-"):
+            return Path(arg)
+    return None
 
 
 def _parser() -> ArgumentParser:

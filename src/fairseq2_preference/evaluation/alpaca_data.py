@@ -1,0 +1,56 @@
+"""The AlpacaEval instructions and reference outputs: from the hub, or local files.
+
+Both default to the files of the ``tatsu-lab/alpaca_eval`` dataset repository,
+fetched with ``huggingface_hub`` (its loading script no longer runs with
+``datasets>=4``). The set is CC-BY-NC-4.0 and is not shipped here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+HUB_REPO = "tatsu-lab/alpaca_eval"
+INSTRUCTIONS_FILE = "alpaca_eval.json"
+REFERENCE_FILE = "alpaca_eval_gpt4_baseline.json"
+"""GPT-4 Turbo outputs, the AlpacaEval 2 baseline."""
+
+FULL_SET_SIZE = 805
+
+
+def hub_file(filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id=HUB_REPO, filename=filename, repo_type="dataset"))
+
+
+def load_records(path: str | Path | None, default_file: str) -> list[dict[str, Any]]:
+    """A JSON list or jsonl of objects with an ``instruction`` string."""
+    file = hub_file(default_file) if path is None else Path(path).expanduser()
+    text = file.read_text(encoding="utf-8")
+    records: list[dict[str, Any]]
+    if text.lstrip().startswith("["):
+        records = json.loads(text)
+    else:
+        records = [json.loads(line) for line in text.splitlines() if line.strip()]
+    for i, record in enumerate(records):
+        if not isinstance(record, dict) or not isinstance(record.get("instruction"), str):
+            raise ValueError(f"{file}, record {i}: needs an 'instruction' string.")
+    return records
+
+
+def load_instructions(path: str | Path | None) -> list[dict[str, str]]:
+    """``[{"instruction", "dataset"}]`` in the file's order (AlpacaEval's canonical order)."""
+    return [
+        {"instruction": r["instruction"], "dataset": str(r.get("dataset", "custom"))}
+        for r in load_records(path, INSTRUCTIONS_FILE)
+    ]
+
+
+def load_reference_outputs(path: str | Path | None) -> list[dict[str, Any]]:
+    records = load_records(path, REFERENCE_FILE)
+    for i, record in enumerate(records):
+        if not isinstance(record.get("output"), str):
+            raise ValueError(f"Reference outputs, record {i}: needs an 'output' string.")
+    return records
