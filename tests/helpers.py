@@ -18,6 +18,15 @@ os.environ["FAIRSEQ2_DEVICE"] = "cpu"
 os.environ.setdefault("FAIRSEQ2_NO_PROGRESS", "1")
 
 
+def regime(num_steps: int, every: int) -> tuple[str, ...]:
+    """Overrides for a short run: ``num_steps``, validating and checkpointing ``every`` steps."""
+    return (
+        f"regime.num_steps={num_steps}",
+        f"regime.validate_every_n_steps={every}",
+        f"regime.checkpoint_every_n_steps={every}",
+    )
+
+
 def recipe_args(
     out_dir: Path,
     assets: Path,

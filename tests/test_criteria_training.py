@@ -9,17 +9,12 @@ from pathlib import Path
 import pytest
 
 from fairseq2_preference.criteria import create_criterion
-from test_criteria_family import builtin_names
 
-from helpers import train
+from helpers import builtin_names, regime, train
 
 pytestmark = pytest.mark.slow
 
-STEPS = (
-    "regime.num_steps=8",
-    "regime.validate_every_n_steps=4",
-    "regime.checkpoint_every_n_steps=8",
-)
+STEPS = regime(8, 4)
 
 CONFIGS: dict[str, dict[str, object]] = {
     "combined": {

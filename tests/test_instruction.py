@@ -9,15 +9,11 @@ import pytest
 
 from fairseq2_preference.errors import PreferenceConfigError
 
-from helpers import read_metrics, train
+from helpers import read_metrics, regime, train
 
 pytestmark = pytest.mark.slow
 
-SHORT = (
-    "regime.num_steps=6",
-    "regime.validate_every_n_steps=3",
-    "regime.checkpoint_every_n_steps=6",
-)
+SHORT = regime(6, 3)
 
 
 def test_sft_then_dpo_from_its_checkpoint(tmp_path: Path, tiny_assets: Path) -> None:

@@ -9,15 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import FAIRSEQ2, read_metrics, recipe_args, run_cli, train
+from helpers import FAIRSEQ2, read_metrics, recipe_args, regime, run_cli, train
 
 pytestmark = pytest.mark.slow
 
-SHORT = (
-    "regime.num_steps=4",
-    "regime.checkpoint_every_n_steps=2",
-    "regime.validate_every_n_steps=2",
-)
+SHORT = regime(4, 2)
 
 
 def test_dpo_learns_the_preference_and_generalises(tmp_path: Path, tiny_assets: Path) -> None:

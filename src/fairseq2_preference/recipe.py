@@ -44,6 +44,7 @@ from fairseq2_preference.units import (
     PreferenceComputer,
     PreferenceEvalUnit,
     PreferenceTrainUnit,
+    check_data_kind,
 )
 
 
@@ -70,12 +71,7 @@ class PreferenceFinetuneRecipe(Recipe):
 
         dataset = context.get_dataset_as(JsonlDataset)
         pairs = dataset.schema.is_pairwise
-        if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
-            raise PreferenceConfigError(
-                f"Criterion '{criterion.name}' needs preference pairs, but the dataset holds "
-                "instruction rows ({src, tgt}); use `criterion: {name: sft}` with it, or a "
-                "generic_preference dataset."
-            )
+        check_data_kind(criterion, pairs)  # before the reference model is loaded
 
         computer = PreferenceComputer(
             context.get_data_parallel_model(),

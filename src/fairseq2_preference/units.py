@@ -29,6 +29,7 @@ from typing_extensions import override
 
 from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps
 from fairseq2_preference.data import PreferenceBatch
+from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.metrics import (
     add_preference_metrics,
     criterion_loss_name,
@@ -60,6 +61,17 @@ class PreferenceStep:
     logps: SequenceLogps
 
 
+def check_data_kind(criterion: PreferenceCriterion, pairs: bool) -> None:
+    """Instruction data (one response per example) only suits a criterion that is
+    all NLL, such as ``sft``."""
+    if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
+        raise PreferenceConfigError(
+            f"Criterion '{criterion.name}' needs preference pairs, but the dataset holds "
+            "instruction rows ({src, tgt}); use `criterion: {name: sft}` with it, or a "
+            "generic_preference dataset."
+        )
+
+
 class PreferenceComputer:
     """The computation shared by the train and the eval unit."""
 
@@ -72,8 +84,7 @@ class PreferenceComputer:
     ) -> None:
         if criterion.needs_reference and reference_model is None:
             raise ValueError(f"Criterion '{criterion.name}' needs a reference model.")
-        if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
-            raise ValueError(f"Criterion '{criterion.name}' needs preference pairs.")
+        check_data_kind(criterion, pairs)
         self.model = model
         self.reference_model = reference_model if criterion.needs_reference else None
         self.criterion = criterion
@@ -126,8 +137,8 @@ class PreferenceComputer:
             step.nll.detach() / num_chosen_tokens, weight=num_chosen_tokens
         )
         update_mean(bag, "logps/chosen", logps.chosen)
+        update_batch_metrics(bag, batch)
         if not self.pairs:
-            update_batch_metrics(bag, batch)
             return
         update_mean(bag, "logps/rejected", logps.rejected)
 
@@ -141,8 +152,6 @@ class PreferenceComputer:
 
         for key, values in self.criterion.extra_metrics(logps).items():
             update_mean(bag, f"{self.criterion.name}/{key}", values)
-
-        update_batch_metrics(bag, batch)
 
 
 class PreferenceTrainUnit(TrainUnit[PreferenceBatch]):

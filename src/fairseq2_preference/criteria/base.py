@@ -103,6 +103,23 @@ class BetaConfig(CriterionConfig):
         return result
 
 
+@dataclass(kw_only=True)
+class SmoothedBetaConfig(BetaConfig):
+    """A β config with label smoothing, for the Bradley–Terry style losses."""
+
+    label_smoothing: float = 0.0
+    """ε: the assumed probability that a preference label is flipped (cDPO); 0 trusts
+    every label."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if not 0.0 <= self.label_smoothing < 0.5:
+            result.add_error(
+                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
+            )
+        return result
+
+
 class PreferenceCriterion(ABC):
     """Base class of a preference loss.
 

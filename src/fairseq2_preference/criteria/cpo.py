@@ -4,33 +4,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    BetaConfig,
     PreferenceCriterion,
     SequenceLogps,
+    SmoothedBetaConfig,
     logsigmoid_loss,
 )
 from fairseq2_preference.criteria.registry import register_criterion
 
 
 @dataclass(kw_only=True)
-class CpoConfig(BetaConfig):
+class CpoConfig(SmoothedBetaConfig):
     nll_scale: float = 1.0
     """Weight of the behaviour-cloning NLL on the chosen responses (part of CPO)."""
-
-    label_smoothing: float = 0.0
-    """ε, as in cDPO."""
-
-    def validate(self) -> ValidationResult:
-        result = super().validate()
-        if not 0.0 <= self.label_smoothing < 0.5:
-            result.add_error(
-                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
-            )
-        return result
 
 
 @register_criterion("cpo", CpoConfig)

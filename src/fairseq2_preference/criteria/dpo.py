@@ -8,34 +8,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    BetaConfig,
     LogRatioCriterion,
     SequenceLogps,
+    SmoothedBetaConfig,
     logsigmoid_loss,
 )
 from fairseq2_preference.criteria.registry import register_criterion
 
 
 @dataclass(kw_only=True)
-class DpoConfig(BetaConfig):
-    label_smoothing: float = 0.0
-    """ε: assumed probability that a preference label is flipped (cDPO); 0 is plain DPO."""
-
+class DpoConfig(SmoothedBetaConfig):
     length_normalization: bool = False
     """Average log-probabilities over response tokens before taking ratios,
     which removes DPO's bias towards long responses (as in SimPO's analysis)."""
-
-    def validate(self) -> ValidationResult:
-        result = super().validate()
-        if not 0.0 <= self.label_smoothing < 0.5:
-            result.add_error(
-                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
-            )
-        return result
 
 
 @register_criterion("dpo", DpoConfig)

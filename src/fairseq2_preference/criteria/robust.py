@@ -4,26 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 from torch.nn.functional import logsigmoid
 
-from fairseq2_preference.criteria.base import BetaConfig, LogRatioCriterion, SequenceLogps
+from fairseq2_preference.criteria.base import LogRatioCriterion, SequenceLogps, SmoothedBetaConfig
 from fairseq2_preference.criteria.registry import register_criterion
 
 
 @dataclass(kw_only=True)
-class RobustConfig(BetaConfig):
+class RobustConfig(SmoothedBetaConfig):
     label_smoothing: float = 0.1
-    """ε: the rate at which preference labels are assumed flipped."""
-
-    def validate(self) -> ValidationResult:
-        result = super().validate()
-        if not 0.0 <= self.label_smoothing < 0.5:
-            result.add_error(
-                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
-            )
-        return result
+    """ε: the rate at which preference labels are assumed flipped (here 0.1 by default)."""
 
 
 @register_criterion("robust", RobustConfig)

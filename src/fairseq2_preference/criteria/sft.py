@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import CriterionConfig, PreferenceCriterion, SequenceLogps
@@ -14,6 +15,12 @@ from fairseq2_preference.criteria.registry import register_criterion
 class SftConfig(CriterionConfig):
     nll_scale: float = 1.0
     """Weight of the NLL; 1 is plain SFT."""
+
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.nll_scale <= 0.0:
+            result.add_error("`nll_scale` must be > 0: it is the whole SFT loss.")
+        return result
 
 
 @register_criterion("sft", SftConfig)

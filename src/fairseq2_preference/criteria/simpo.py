@@ -4,36 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    BetaConfig,
     PreferenceCriterion,
     SequenceLogps,
+    SmoothedBetaConfig,
     logsigmoid_loss,
 )
 from fairseq2_preference.criteria.registry import register_criterion
 
 
 @dataclass(kw_only=True)
-class SimpoConfig(BetaConfig):
+class SimpoConfig(SmoothedBetaConfig):
     beta: float = 2.0
     """β: scale of the length-normalised reward (the paper uses 2.0 to 2.5)."""
 
     gamma: float = 1.0
     """γ: target reward margin; the paper suggests γ/β ≈ 0.5."""
-
-    label_smoothing: float = 0.0
-    """ε, as in cDPO."""
-
-    def validate(self) -> ValidationResult:
-        result = super().validate()
-        if not 0.0 <= self.label_smoothing < 0.5:
-            result.add_error(
-                f"`label_smoothing` must be in [0, 0.5), but is {self.label_smoothing}."
-            )
-        return result
 
 
 @register_criterion("simpo", SimpoConfig)

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
+from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
 from fairseq2_preference.data_prep.examples import Example
-from fairseq2_preference.data_prep.formatting import PromptFormatter, make_formatter
-from fairseq2_preference.data_prep.writer import PrepRequest, PrepResult, prepare
+from fairseq2_preference.data_prep.formatting import PromptFormatter
+from fairseq2_preference.data_prep.writer import PrepResult, prepare
 from fairseq2_preference.generation import (
     SamplingOptions,
     default_device,
@@ -172,34 +173,22 @@ def main(argv: list[str] | None = None) -> PrepResult:
     parser.add_argument("--top_p", type=float, default=0.95)
     parser.add_argument("--max_gen_len", type=int, default=512)
     parser.add_argument("--batch_size", type=int, default=16)
-    parser.add_argument("--data_dir", type=Path, required=True)
-    parser.add_argument("--card_dir", type=Path, required=True)
-    parser.add_argument("--name", help="dataset name (default: gsm8k_<format>)")
-    parser.add_argument("--chat_template", help="tokenizer whose chat template formats prompts")
-    parser.add_argument("--dev_size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--force", action="store_true")
+    add_output_arguments(parser, "gsm8k")
     args = parser.parse_args(argv)
 
     options = SamplingOptions(args.temperature, args.top_p, args.max_gen_len, args.num_samples)
-    formatter = make_formatter(args.chat_template)
-    request = PrepRequest(
-        name=args.name or f"gsm8k_{formatter.slug}",
-        data_dir=args.data_dir,
-        card_dir=args.card_dir,
-        source=args.source or f"{HUB_DATASET}:{args.split}",
-        options={
+    source = args.source or f"{HUB_DATASET}:{args.split}"
+    request = prep_request(
+        args,
+        "gsm8k",
+        source,
+        {
             "model": args.model,
             "checkpoint_dir": str(args.checkpoint_dir) if args.checkpoint_dir else None,
             "limit": args.limit,
             "max_rejected": args.max_rejected,
             "sampling": asdict(options),
-            "chat_template": args.chat_template,
         },
-        formatter=formatter,
-        dev_size=args.dev_size,
-        seed=args.seed,
-        force=args.force,
     )
 
     def build(drops: Counter[str]) -> tuple[list[Example], list[Example]]:
@@ -207,7 +196,7 @@ def main(argv: list[str] | None = None) -> PrepResult:
         init_assets(args.asset_path, args.checkpoint_dir)
         tokenizer = args.tokenizer or args.model
         samples = sample(
-            problems, formatter, args.model, tokenizer, options, args.batch_size, args.seed
+            problems, request.formatter, args.model, tokenizer, options, args.batch_size, args.seed
         )
         return mine(problems, samples, args.max_rejected, drops)
 

@@ -25,10 +25,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
 from fairseq2_preference.data_prep.examples import Example, Turn, check_turns
-from fairseq2_preference.data_prep.formatting import make_formatter
 from fairseq2_preference.data_prep.hygiene import normalize_prompt
-from fairseq2_preference.data_prep.writer import PrepRequest, PrepResult, prepare
+from fairseq2_preference.data_prep.writer import PrepResult, prepare
 
 ROLES = {
     "user": "user", "human": "user", "prompter": "user",
@@ -174,48 +174,25 @@ def main(argv: list[str] | None = None) -> PrepResult:
         "--source", required=True, help="hub dataset name, or a local file or directory"
     )
     parser.add_argument("--config", help="the hub dataset's configuration name, if it has several")
-    parser.add_argument("--data_dir", type=Path, required=True)
-    parser.add_argument("--card_dir", type=Path, required=True)
-    parser.add_argument("--name", help="dataset name (default: <source>_<format>)")
     parser.add_argument("--train_split", default="train", help="source split to train on")
     parser.add_argument(
         "--dev_split",
         help="source split to use as dev (e.g. test_prefs); by default, --dev_size prompts "
         "are held out from the train split",
     )
-    parser.add_argument("--dev_size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--prompt_field", default="prompt")
     parser.add_argument("--chosen_field", default="chosen")
     parser.add_argument("--rejected_field", default="rejected")
-    parser.add_argument("--chat_template", help="tokenizer whose chat template formats prompts")
-    parser.add_argument("--exclude_prompts", type=Path, help="eval prompts to drop")
-    parser.add_argument("--force", action="store_true")
+    add_output_arguments(parser, "<source>")
     args = parser.parse_args(argv)
 
     fields = Fields(args.prompt_field, args.chosen_field, args.rejected_field)
     splits: dict[str, str | None] = {args.train_split: "train" if args.dev_split else None}
     if args.dev_split:
         splits[args.dev_split] = "dev"
-    formatter = make_formatter(args.chat_template)
     stem = re.sub(r"[^a-z0-9]+", "_", Path(args.source).stem.lower()).strip("_")
-    request = PrepRequest(
-        name=args.name or f"{stem}_{formatter.slug}",
-        data_dir=args.data_dir,
-        card_dir=args.card_dir,
-        source=args.source,
-        options={
-            "config": args.config,
-            "splits": splits,
-            "fields": asdict(fields),
-            "chat_template": args.chat_template,
-        },
-        formatter=formatter,
-        dev_size=args.dev_size,
-        seed=args.seed,
-        exclude_prompts=args.exclude_prompts,
-        force=args.force,
-    )
+    options = {"config": args.config, "splits": splits, "fields": asdict(fields)}
+    request = prep_request(args, stem, args.source, options)
     return prepare(
         request, lambda drops: build_examples(args.source, splits, fields, drops, args.config)
     )

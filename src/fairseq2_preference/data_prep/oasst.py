@@ -39,9 +39,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
 from fairseq2_preference.data_prep.examples import Example
-from fairseq2_preference.data_prep.formatting import make_formatter
-from fairseq2_preference.data_prep.writer import PrepRequest, PrepResult, prepare
+from fairseq2_preference.data_prep.writer import PrepResult, prepare
 
 HUB_DATASET = "OpenAssistant/oasst2"
 
@@ -264,8 +264,6 @@ def main(argv: list[str] | None = None) -> PrepResult:
         description="Build OpenAssistant2 preference pairs and SFT examples, with fairseq2 "
         "asset cards naming them (<name>_preference_train, ..._dev, <name>_instruction_train, ...)."
     )
-    parser.add_argument("--data_dir", type=Path, required=True, help="where the jsonl files go")
-    parser.add_argument("--card_dir", type=Path, required=True, help="where the asset card goes")
     parser.add_argument(
         "--source",
         help=f"local copy: a directory like the dataset repository, parquet files, or "
@@ -281,24 +279,7 @@ def main(argv: list[str] | None = None) -> PrepResult:
     parser.add_argument(
         "--include_synthetic", action="store_true", help="keep model-written replies"
     )
-    parser.add_argument(
-        "--chat_template",
-        help="a Hugging Face tokenizer (hub name or path) whose chat template formats the "
-        "prompts (default: the Llama 3 Instruct format)",
-    )
-    parser.add_argument(
-        "--name", help="dataset name (default: openassistant2_<format>, e.g. openassistant2_llama3)"
-    )
-    parser.add_argument(
-        "--dev_size", type=int, default=500, help="conversation trees held out as dev (500)"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="seed of the train/dev shuffle")
-    parser.add_argument(
-        "--exclude_prompts",
-        type=Path,
-        help="drop conversations whose first prompt is in this file (e.g. AlpacaEval's JSON)",
-    )
-    parser.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    add_output_arguments(parser, "openassistant2")
     args = parser.parse_args(argv)
 
     options = BuildOptions(
@@ -307,20 +288,8 @@ def main(argv: list[str] | None = None) -> PrepResult:
         first_turn_only=args.first_turn_only,
         include_synthetic=args.include_synthetic,
     )
-    formatter = make_formatter(args.chat_template)
-    source = args.source or HUB_DATASET
-    request = PrepRequest(
-        name=args.name or f"openassistant2_{formatter.slug}",
-        data_dir=args.data_dir,
-        card_dir=args.card_dir,
-        source=str(Path(source).resolve()) if args.source else source,
-        options={**asdict(options), "chat_template": args.chat_template},
-        formatter=formatter,
-        dev_size=args.dev_size,
-        seed=args.seed,
-        exclude_prompts=args.exclude_prompts,
-        force=args.force,
-    )
+    source = str(Path(args.source).resolve()) if args.source else HUB_DATASET
+    request = prep_request(args, "openassistant2", source, asdict(options))
     return prepare(
         request, lambda drops: build_examples(load_messages(args.source), options, drops)
     )
