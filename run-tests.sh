@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 ./setup.sh --extras test,eval
-.venv/bin/ruff check src tests loss_functions
-.venv/bin/ruff format --check src tests loss_functions
+.venv/bin/ruff check src tests loss_functions benchmarks
+.venv/bin/ruff format --check src tests loss_functions benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

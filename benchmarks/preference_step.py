@@ -1,0 +1,107 @@
+"""Time one preference training step, the way the train unit runs it.
+
+One policy forward + backward and one reference forward over a padded batch of
+2N sequences (chosen and rejected), DPO loss, AdamW step. Reports milliseconds
+per step, tokens per second and, on CUDA, peak memory. Run it on the machine
+whose figures you want (``benchmarks/README.md`` records the ones measured):
+
+    .venv/bin/python benchmarks/preference_step.py --model_dim 256 --num_layers 4 \
+        --pairs 16 --seq_len 256 --steps 20
+
+Synthetic token ids, random weights: it measures the computation, not learning.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+from fairseq2.datasets import SequenceBatch
+from fairseq2.models.llama import LLaMAConfig, create_llama_model
+
+from fairseq2_preference.criteria import create_criterion
+from fairseq2_preference.data import PreferenceBatch
+from fairseq2_preference.tiny import TinyModelSpec
+from fairseq2_preference.units import PreferenceComputer
+
+
+def make_batch(
+    pairs: int, seq_len: int, prompt_len: int, vocab: int, device: torch.device
+) -> PreferenceBatch:
+    g = torch.Generator().manual_seed(0)
+    seqs = torch.randint(3, vocab, (2 * pairs, seq_len), generator=g)
+    lengths = torch.randint(seq_len // 2, seq_len + 1, (2 * pairs,), generator=g)
+    positions = torch.arange(seq_len)
+    mask = (positions < lengths[:, None]) & (positions >= prompt_len)
+    batch = SequenceBatch(seqs, lengths.tolist(), target_mask=mask)
+    preference = PreferenceBatch(batch, [str(i) for i in range(pairs)], 2)
+    preference.to(device)
+    return preference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model_dim", type=int, default=256)
+    parser.add_argument("--num_layers", type=int, default=4)
+    parser.add_argument("--vocab_size", type=int, default=32_000)
+    parser.add_argument("--pairs", type=int, default=16)
+    parser.add_argument("--seq_len", type=int, default=256)
+    parser.add_argument("--prompt_len", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    args = parser.parse_args()
+
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dtype = getattr(torch, args.dtype)
+    spec = TinyModelSpec(model_dim=args.model_dim, num_layers=args.num_layers,
+                         num_attn_heads=max(4, args.model_dim // 64), num_key_value_heads=2,
+                         max_seq_len=max(1024, args.seq_len))  # fmt: skip
+    config = LLaMAConfig(**spec.model_config(args.vocab_size))  # type: ignore[arg-type]
+    torch.manual_seed(0)
+    policy = create_llama_model(config).to(device)
+    reference = create_llama_model(config).to(device).requires_grad_(False).eval()
+    reference.load_state_dict(policy.state_dict())
+    computer = PreferenceComputer(policy, reference, create_criterion("dpo"))
+    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-5)
+    batch = make_batch(args.pairs, args.seq_len, args.prompt_len, args.vocab_size, device)
+
+    def step() -> None:
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
+            loss = computer(batch).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+
+    for _ in range(args.warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    seconds = (time.perf_counter() - start) / args.steps
+
+    report = {
+        "device": torch.cuda.get_device_name()
+        if device.type == "cuda"
+        else f"cpu ({torch.get_num_threads()} threads)",
+        "params": sum(p.numel() for p in policy.parameters()),
+        "dtype": args.dtype,
+        "pairs": args.pairs,
+        "seq_len": args.seq_len,
+        "ms_per_step": round(1000 * seconds, 1),
+        "tokens_per_second": round(batch.seqs.num_elements / seconds),
+    }
+    if device.type == "cuda":
+        report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
