@@ -105,3 +105,20 @@ def test_command_line_run(tmp_path: Path, tiny_assets: Path) -> None:
     assert result.returncode == 0, result.stderr[-3000:]
     losses = [float(m["Loss"]) for m in read_metrics(out, "train")]  # type: ignore[arg-type]
     assert losses[-1] < 0.7 * losses[0]
+
+
+def test_gradient_accumulation_weighs_every_pair_the_same(
+    tmp_path: Path, tiny_assets: Path
+) -> None:
+    one_batch = train(tmp_path / "one", tiny_assets, *SHORT, "dataset.batch_size=8")
+    accumulated = train(
+        tmp_path / "two",
+        tiny_assets,
+        *SHORT,
+        "dataset.batch_size=4",
+        "trainer.grad_accumulation.num_batches=2",
+    )
+    for a, b in zip(accumulated, one_batch, strict=True):
+        assert a["Number of Examples"] == b["Number of Examples"] == 8
+        for key in ("Loss", "Gradient Norm", "Rewards/Margins"):
+            assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key  # type: ignore[arg-type]
