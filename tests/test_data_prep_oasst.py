@@ -27,6 +27,7 @@ from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import Llama3Formatter
 from fairseq2_preference.data_prep.hygiene import clean
 from fairseq2_preference.data_prep.oasst import BuildOptions, build_examples, load_messages, main
+from fairseq2_preference.data_prep.writer import PrepResult
 
 from helpers import REPO, read_jsonl_dir, run_cli, train
 from oasst_formats import (
@@ -129,8 +130,8 @@ def test_options(options: dict[str, object], num_pairs: int) -> None:
         assert (FRANCE, PARIS, "Paris, I think.") not in pairs_of(pairs)
 
 
-def prep(data: Path, cards: Path, *args: str) -> None:
-    main(["--data_dir", str(data), "--card_dir", str(cards), *args])
+def prep(data: Path, cards: Path, *args: str) -> PrepResult:
+    return main(["--data_dir", str(data), "--card_dir", str(cards), *args])
 
 
 @pytest.mark.parametrize(
@@ -191,35 +192,14 @@ def test_rerun_is_idempotent_and_force_rebuilds(tmp_path: Path) -> None:
     stamps = [f.stat().st_mtime_ns for f in files]
     marker = (tmp_path / "d" / "prep.json").read_text()
 
-    result = main(["--data_dir", str(tmp_path / "d"), "--card_dir", str(tmp_path / "c"), *args])
+    result = prep(tmp_path / "d", tmp_path / "c", *args)
     assert result.up_to_date
     assert [f.stat().st_mtime_ns for f in files] == stamps
 
-    changed = main(
-        [
-            "--data_dir",
-            str(tmp_path / "d"),
-            "--card_dir",
-            str(tmp_path / "c"),
-            *args,
-            "--pairing",
-            "best_vs_worst",
-        ]
-    )
+    changed = prep(tmp_path / "d", tmp_path / "c", *args, "--pairing", "best_vs_worst")
     assert not changed.up_to_date and (tmp_path / "d" / "prep.json").read_text() != marker
 
-    forced = main(
-        [
-            "--data_dir",
-            str(tmp_path / "d"),
-            "--card_dir",
-            str(tmp_path / "c"),
-            *args,
-            "--pairing",
-            "best_vs_worst",
-            "--force",
-        ]
-    )
+    forced = prep(tmp_path / "d", tmp_path / "c", *args, "--pairing", "best_vs_worst", "--force")
     assert not forced.up_to_date
     assert not list((tmp_path / "d").rglob("*.tmp")) and not list((tmp_path / "d").rglob(".*.tmp"))
 
@@ -250,19 +230,15 @@ def test_small_sources_keep_a_tenth_as_dev(
 def test_eval_prompts_are_excluded(tmp_path: Path) -> None:
     exclude = tmp_path / "alpaca_eval.json"
     exclude.write_text('[{"instruction": "what is the capital   of FRANCE?", "output": "x"}]')
-    result = main(
-        [
-            "--data_dir",
-            str(tmp_path / "d"),
-            "--card_dir",
-            str(tmp_path / "c"),
-            "--source",
-            str(SAMPLE),
-            "--dev_size",
-            "1",
-            "--exclude_prompts",
-            str(exclude),
-        ]
+    result = prep(
+        tmp_path / "d",
+        tmp_path / "c",
+        "--source",
+        str(SAMPLE),
+        "--dev_size",
+        "1",
+        "--exclude_prompts",
+        str(exclude),
     )
     # A (3 pairs, incl. the follow-up) and H (2) start with that prompt.
     assert result.drops["pairs: prompt is in the exclusion list"] == 5
@@ -283,19 +259,15 @@ def test_chat_template_formatting(tmp_path: Path, tiny_assets: Path) -> None:
         "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>{% endif %}"
     )
     tokenizer.save_pretrained(str(tok_dir))
-    result = main(
-        [
-            "--data_dir",
-            str(tmp_path / "d"),
-            "--card_dir",
-            str(tmp_path / "c"),
-            "--source",
-            str(SAMPLE),
-            "--dev_size",
-            "1",
-            "--chat_template",
-            str(tok_dir),
-        ]
+    result = prep(
+        tmp_path / "d",
+        tmp_path / "c",
+        "--source",
+        str(SAMPLE),
+        "--dev_size",
+        "1",
+        "--chat_template",
+        str(tok_dir),
     )
     assert result.card_file.name == "openassistant2_tok.yaml"
     rows = read_jsonl_dir(tmp_path / "d" / "preference")
