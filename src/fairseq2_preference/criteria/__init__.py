@@ -10,12 +10,12 @@ from __future__ import annotations
 from fairseq2_preference.criteria.base import BetaConfig as BetaConfig
 from fairseq2_preference.criteria.base import CriterionConfig as CriterionConfig
 from fairseq2_preference.criteria.base import LogRatioCriterion as LogRatioCriterion
+from fairseq2_preference.criteria.base import PolicyRewardCriterion as PolicyRewardCriterion
 from fairseq2_preference.criteria.base import PreferenceCriterion as PreferenceCriterion
 from fairseq2_preference.criteria.base import SequenceLogps as SequenceLogps
 from fairseq2_preference.criteria.base import logsigmoid_loss as logsigmoid_loss
 from fairseq2_preference.criteria.registry import ENTRY_POINT_GROUP as ENTRY_POINT_GROUP
 from fairseq2_preference.criteria.registry import create_criterion as create_criterion
-from fairseq2_preference.criteria.registry import criterion_config_kls as criterion_config_kls
 from fairseq2_preference.criteria.registry import criterion_kls as criterion_kls
 from fairseq2_preference.criteria.registry import criterion_names as criterion_names
 from fairseq2_preference.criteria.registry import register_criterion as register_criterion

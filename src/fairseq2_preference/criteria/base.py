@@ -211,6 +211,29 @@ class LogRatioCriterion(PreferenceCriterion):
         return self.config.beta * self.ratios(logps)[1]
 
 
+class PolicyRewardCriterion(PreferenceCriterion):
+    """Base of the reference-free criteria: the implicit reward of a response is a
+    scaled policy log-probability, summed or per-token averaged."""
+
+    needs_reference = False
+
+    @abstractmethod
+    def reward_scale(self) -> float:
+        """The factor of the reward (β for SimPO and CPO, λ for ORPO)."""
+
+    def length_normalized(self) -> bool:
+        """Whether the reward uses per-token averaged log-probabilities."""
+        return True
+
+    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
+        chosen = logps.chosen_mean if self.length_normalized() else logps.chosen
+        return self.reward_scale() * chosen
+
+    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
+        rejected = logps.rejected_mean if self.length_normalized() else logps.rejected
+        return self.reward_scale() * rejected
+
+
 def logsigmoid_loss(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:
     """−(1−ε)·logσ(z) − ε·logσ(−z): the Bradley–Terry loss with label noise ε.
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    PreferenceCriterion,
+    PolicyRewardCriterion,
     SequenceLogps,
     SmoothedBetaConfig,
     logsigmoid_loss,
@@ -22,7 +22,7 @@ class CpoConfig(SmoothedBetaConfig):
 
 
 @register_criterion("cpo", CpoConfig)
-class CpoCriterion(PreferenceCriterion):
+class CpoCriterion(PolicyRewardCriterion):
     """CPO: DPO with a uniform reference, plus an NLL term that anchors the policy.
 
     Intuition: the reference model of DPO costs memory and compute; CPO shows
@@ -37,16 +37,14 @@ class CpoCriterion(PreferenceCriterion):
 
     display_name = "CPO Loss"
 
-    needs_reference = False
-
     config: CpoConfig
 
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
         margin = self.config.beta * (logps.chosen - logps.rejected)
         return logsigmoid_loss(margin, self.config.label_smoothing)
 
-    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.chosen
+    def reward_scale(self) -> float:
+        return self.config.beta
 
-    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.rejected
+    def length_normalized(self) -> bool:
+        return False

@@ -10,7 +10,7 @@ from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 from torch.nn.functional import logsigmoid
 
-from fairseq2_preference.criteria.base import CriterionConfig, PreferenceCriterion, SequenceLogps
+from fairseq2_preference.criteria.base import CriterionConfig, PolicyRewardCriterion, SequenceLogps
 from fairseq2_preference.criteria.registry import register_criterion
 
 
@@ -42,7 +42,7 @@ def log1mexp(x: Tensor) -> Tensor:
 
 
 @register_criterion("orpo", OrpoConfig)
-class OrpoCriterion(PreferenceCriterion):
+class OrpoCriterion(PolicyRewardCriterion):
     """ORPO: SFT plus a penalty on the odds of the rejected response; no reference.
 
     Intuition: SFT alone also raises the likelihood of rejected-style responses;
@@ -60,8 +60,6 @@ class OrpoCriterion(PreferenceCriterion):
 
     display_name = "ORPO Loss"
 
-    needs_reference = False
-
     config: OrpoConfig
 
     extra_metric_names = ("log_odds",)
@@ -73,11 +71,8 @@ class OrpoCriterion(PreferenceCriterion):
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
         return -self.config.orpo_lambda * logsigmoid(self._log_odds(logps))
 
-    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.orpo_lambda * logps.chosen_mean
-
-    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.orpo_lambda * logps.rejected_mean
+    def reward_scale(self) -> float:
+        return self.config.orpo_lambda
 
     def extra_metrics(self, logps: SequenceLogps) -> dict[str, Tensor]:
         return {"log_odds": self._log_odds(logps)}

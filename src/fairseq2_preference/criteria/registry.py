@@ -61,10 +61,6 @@ def criterion_names() -> list[str]:
     return sorted(_criteria)
 
 
-def criterion_config_kls(name: str) -> type[CriterionConfig]:
-    return _lookup(name)[1]
-
-
 def criterion_kls(name: str) -> type[PreferenceCriterion]:
     return _lookup(name)[0]
 

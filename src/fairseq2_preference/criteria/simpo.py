@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from fairseq2_preference.criteria.base import (
-    PreferenceCriterion,
+    PolicyRewardCriterion,
     SequenceLogps,
     SmoothedBetaConfig,
     logsigmoid_loss,
@@ -25,7 +25,7 @@ class SimpoConfig(SmoothedBetaConfig):
 
 
 @register_criterion("simpo", SimpoConfig)
-class SimpoCriterion(PreferenceCriterion):
+class SimpoCriterion(PolicyRewardCriterion):
     """SimPO: the average log-likelihood is the reward; no reference model.
 
     Intuition: the quantity generation actually ranks responses by is the
@@ -43,8 +43,6 @@ class SimpoCriterion(PreferenceCriterion):
 
     display_name = "SimPO Loss"
 
-    needs_reference = False
-
     config: SimpoConfig
 
     extra_metric_names = ("logits",)
@@ -55,11 +53,8 @@ class SimpoCriterion(PreferenceCriterion):
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
         return logsigmoid_loss(self._logits(logps), self.config.label_smoothing)
 
-    def chosen_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.chosen_mean
-
-    def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
-        return self.config.beta * logps.rejected_mean
+    def reward_scale(self) -> float:
+        return self.config.beta
 
     def extra_metrics(self, logps: SequenceLogps) -> dict[str, Tensor]:
         return {"logits": self._logits(logps)}
