@@ -35,6 +35,11 @@ class PreferenceBatch(SupportsDeviceTransfer):
     extras: dict[str, Tensor] = field(default_factory=dict)
     """Per-example numbers declared by the dataset's row schema, float32 ``[N]``."""
 
+    reference_logps: Tensor | None = None
+    """Summed reference log-probs, float32 ``[k·N]`` in the batch's row order (chosen
+    ``[0, N)``, rejected ``[N, 2N)``), when known without a live reference model
+    (cached, or carried by the data rows); ``None`` otherwise."""
+
     @property
     def num_examples(self) -> int:
         return len(self.ids)
@@ -48,6 +53,8 @@ class PreferenceBatch(SupportsDeviceTransfer):
         self.seqs.to(device, non_blocking=non_blocking)
         for name, value in self.extras.items():
             self.extras[name] = value.to(device, non_blocking=non_blocking)
+        if self.reference_logps is not None:
+            self.reference_logps = self.reference_logps.to(device, non_blocking=non_blocking)
 
 
 def collate_examples(
