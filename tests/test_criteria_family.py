@@ -102,13 +102,8 @@ FORMULAS: dict[str, tuple[dict[str, Any], Callable[[Pair], Any]]] = {
     "cpo": ({"beta": 0.05}, lambda p: cpo(p, 0.05)),
     "orpo": ({"orpo_lambda": 0.25}, lambda p: orpo(p, 0.25)),
     "sft": ({}, lambda p: 0),
+    "bco_pair": ({"beta": 0.2}, lambda p: -ls(0.2 * ratios(p)[0]) - ls(-0.2 * ratios(p)[1])),
 }
-
-
-def bco_batch(pairs: list[Pair], beta: float = 0.1) -> list[Any]:
-    rewards = [beta * x for p in pairs for x in ratios(p)]
-    delta = sum(rewards) / len(rewards)
-    return [-ls(beta * ratios(p)[0] - delta) - ls(-(beta * ratios(p)[1] - delta)) for p in pairs]
 
 
 def to_logps(pairs: list[Pair]) -> SequenceLogps:
@@ -149,8 +144,6 @@ def extreme_pairs() -> list[Pair]:
 
 
 def expected(name: str, pairs: list[Pair]) -> list[Any]:
-    if name == "bco_pair":
-        return bco_batch(pairs)
     return [FORMULAS[name][1](p) for p in pairs]
 
 
@@ -160,7 +153,7 @@ def criterion_for(name: str) -> Any:
     return create_criterion(kind, config)
 
 
-ALL = [*FORMULAS, "bco_pair"]
+ALL = list(FORMULAS)
 
 
 def test_every_builtin_criterion_has_a_formula() -> None:
@@ -244,14 +237,15 @@ def test_combined_is_the_weighted_sum_with_each_term_reported() -> None:
                    {"name": "sft", "weight": 0.5}]},
     )  # fmt: skip
     want = [
-        0.8 * d + 0.2 * b for d, b in zip(expected("dpo", pairs), bco_batch(pairs), strict=True)
+        0.8 * d - 0.2 * (ls(0.1 * ratios(p)[0]) + ls(-0.1 * ratios(p)[1]))
+        for d, p in zip(expected("dpo", pairs), pairs, strict=True)
     ]
     torch.testing.assert_close(
         combined.pair_losses(logps), torch.tensor([float(v) for v in want]), rtol=2e-5, atol=2e-5
     )
     assert combined.nll_scale == 0.5  # 0.5 × SFT's nll_scale of 1
     assert combined.needs_reference
-    assert set(combined.extra_metric_names) == {"dpo_loss", "bco_pair_loss", "bco_pair/delta"}
+    assert set(combined.extra_metric_names) == {"dpo_loss", "bco_pair_loss"}
     extras = combined.extra_metrics(logps)
     torch.testing.assert_close(extras["dpo_loss"], create_criterion("dpo").pair_losses(logps))
     torch.testing.assert_close(

@@ -9,14 +9,17 @@ a user add a loss without touching the model, the data or the trainer.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import ClassVar
 
 from fairseq2.utils.validation import ValidationResult
 from torch import Tensor
 from torch.nn.functional import logsigmoid
+
+from fairseq2_preference.errors import PreferenceConfigError
 
 
 @dataclass(frozen=True)
@@ -83,6 +86,10 @@ class CriterionConfig:
 
     def validate(self) -> ValidationResult:
         result = ValidationResult()
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                result.add_error(f"`{item.name}` must be a finite number, but is {value}.")
         if self.nll_scale < 0.0:
             result.add_error(f"`nll_scale` must be >= 0, but is {self.nll_scale}.")
         return result
@@ -153,6 +160,7 @@ class PreferenceCriterion(ABC):
     """Keys of :meth:`extra_metrics`, logged as ``<name>/<key>``."""
 
     def __init__(self, config: CriterionConfig) -> None:
+        check_criterion_config(self.name or type(self).__name__, config)
         self.config = config
 
     @property
@@ -232,6 +240,18 @@ class PolicyRewardCriterion(PreferenceCriterion):
     def rejected_rewards(self, logps: SequenceLogps) -> Tensor:
         rejected = logps.rejected_mean if self.length_normalized() else logps.rejected
         return self.reward_scale() * rejected
+
+
+def check_criterion_config(name: str, config: CriterionConfig) -> None:
+    """Refuse an invalid config wherever a criterion is built, not only in a recipe
+    config that fairseq2 validates: ``beta: -1`` or rDPO's ε = 0.5 would train on
+    a loss that is wrong or infinite."""
+    result = config.validate()
+    if result.has_error():
+        raise PreferenceConfigError(
+            f"`criterion.config` for '{name}' is not valid: {result} "
+            "Fix the value in the `criterion.config` section of the recipe config."
+        )
 
 
 def logsigmoid_loss(logits: Tensor, label_smoothing: float = 0.0) -> Tensor:

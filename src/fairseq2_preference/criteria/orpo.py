@@ -41,6 +41,20 @@ def log1mexp(x: Tensor) -> Tensor:
     return torch.where(near_zero, near, far)
 
 
+def below_zero(x: Tensor) -> Tensor:
+    """``x`` capped at −ε (ε = float32's epsilon) in value, with the gradient of ``x``.
+
+    An averaged float32 log-probability reaches exactly 0 when every token is
+    memorised (log-softmax rounds p > 1 − 6e-8 to 0); log(1 − eˣ) is then −∞, the
+    loss of a rejected response infinite and the gradient of a chosen one NaN.
+    Above −ε a log-probability is indistinguishable from 0 in float32 anyway, so
+    the odds are evaluated at −ε; the straight-through gradient keeps pushing a
+    memorised rejected response down instead of silently dropping it.
+    """
+    eps = torch.finfo(torch.float32).eps
+    return x + (x.clamp(max=-eps) - x).detach()
+
+
 @register_criterion("orpo", OrpoConfig)
 class OrpoCriterion(PolicyRewardCriterion):
     """ORPO: SFT plus a penalty on the odds of the rejected response; no reference.
@@ -52,7 +66,7 @@ class OrpoCriterion(PolicyRewardCriterion):
     With per-token averaged policy log-probabilities ac, ar (so that odds are
     odds of a token), log odds(y) = a − log(1 − eᵃ)::
 
-        log_odds = (ac − ar) − (log(1 − e^ac) − log(1 − e^ar))
+        log_odds = (ac − ar) − (log(1 − e^ac) − log(1 − e^ar)),  ac, ar capped at −ε
         loss = −λ·logσ(log_odds)   (+ NLL, nll_scale 1)
         rewards: λ·ac, λ·ar
         metric orpo/log_odds: log_odds
@@ -65,7 +79,7 @@ class OrpoCriterion(PolicyRewardCriterion):
     extra_metric_names = ("log_odds",)
 
     def _log_odds(self, logps: SequenceLogps) -> Tensor:
-        chosen, rejected = logps.chosen_mean, logps.rejected_mean
+        chosen, rejected = below_zero(logps.chosen_mean), below_zero(logps.rejected_mean)
         return (chosen - rejected) - (log1mexp(chosen) - log1mexp(rejected))
 
     def pair_losses(self, logps: SequenceLogps) -> Tensor:
