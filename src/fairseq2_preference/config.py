@@ -34,6 +34,7 @@ from fairseq2.utils.validation import ValidationResult
 from fairseq2.world_info import WorldInfo
 from typing_extensions import override
 
+from fairseq2_preference.checkpoints import follow_policy
 from fairseq2_preference.criteria import structure_criterion_config
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
@@ -200,6 +201,7 @@ class PreferenceFinetuneConfig(SupportsStructure):
 
     @override
     def structure(self, resolver: DependencyResolver) -> None:
+        follow_policy(self.model, self.reference_model, self.tokenizer, DEFAULT_MODEL)
         resolve_reference_dtype(self, resolver.resolve(WorldInfo).size)
 
 

@@ -1,0 +1,291 @@
+"""Loading a Llama checkpoint from a local directory, with no asset card to write.
+
+fairseq2 0.8.1 loads the weights of a directory in the Hugging Face layout
+(``config.json`` + ``*.safetensors`` shards) and in Meta's original layout
+(``consolidated.NN.pth`` + ``params.json``), and converts their key names; but
+it builds the model from a fairseq2 ``LLaMAConfig``, not from ``config.json``
+or ``params.json``. This module derives that config from the directory, so that
+``model.path=/models/llama`` alone describes the model, and the tokenizer and
+reference model can follow the same directory.
+
+The config is given as ``config_overrides`` over fairseq2's default
+``LLaMAConfig``: fairseq2 then loads the path exactly as if a card had named it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from fairseq2.logging import log
+from fairseq2.recipe.config import ModelSection, ReferenceModelSection, TokenizerSection
+
+from fairseq2_preference.errors import PreferenceConfigError
+
+if TYPE_CHECKING:
+    from fairseq2.models.llama import LLaMAConfig
+
+FAIRSEQ2_RMS_NORM_EPS = 1e-5
+"""The epsilon of fairseq2's ``RMSNorm`` in Llama models (not configurable)."""
+
+EOT_TOKEN = "<|eot_id|>"
+
+
+@dataclass(frozen=True)
+class LocalCheckpoint:
+    """What fairseq2 needs to load the model and tokenizer of a directory."""
+
+    path: Path
+    model_config: dict[str, Any]
+    tokenizer_config: dict[str, Any] | None = None
+    """``tokenizer.config_overrides`` of the ``llama`` tokenizer family, or ``None``
+    when the directory has no tokenizer."""
+    chat_template: str | None = field(default=None, compare=False)
+    """The tokenizer's own chat template (``tokenizer_config.json``), if any."""
+
+    family: str = "llama"
+
+
+def read_checkpoint_dir(path: Path) -> LocalCheckpoint:
+    """Describe the Llama checkpoint in ``path`` (Hugging Face or Meta layout)."""
+    path = Path(path).expanduser()
+    if (path / "config.json").is_file():
+        return LocalCheckpoint(
+            path, hf_llama_config(_read_json(path / "config.json")), *_hf_tokenizer(path)
+        )
+    if (path / "params.json").is_file():
+        params = _read_json(path / "params.json")
+        return LocalCheckpoint(
+            path,
+            meta_llama_config(params, _meta_is_tied(path)),
+            _meta_tokenizer(path, int(params.get("vocab_size", 0))),
+        )
+    raise PreferenceConfigError(
+        f"{path} holds no model checkpoint fairseq2-preference can describe: expected a "
+        "Hugging Face directory (config.json + *.safetensors) or Meta's original layout "
+        "(params.json + consolidated.00.pth). For another layout, name an asset card in "
+        "`model.name`, or set `model.family` and `model.config_overrides` yourself."
+    )
+
+
+def follow_policy(
+    model: ModelSection,
+    reference: ReferenceModelSection | None,
+    tokenizer: TokenizerSection,
+    default_name: str,
+) -> None:
+    """Describe a ``model.path`` directory, and point the reference model and the
+    tokenizer at the policy's checkpoint unless they were set.
+
+    "Set" means changed from the built-in default (``name: <default_name>``): a
+    user who names another reference or tokenizer keeps it. A policy given by
+    ``model.name`` brings the reference along (the tokenizer keeps its default,
+    the Llama 3 Instruct tokenizer all Llama 3.x models share).
+    """
+    if model.path is None:
+        if model.name not in (None, default_name) and _is_default(reference, default_name):
+            assert reference is not None
+            reference.name = model.name
+        return
+    if model.family not in (None, "llama") or model.arch is not None:
+        return  # the user describes the model; fairseq2 validates it
+    checkpoint = read_checkpoint_dir(Path(model.path))
+    model.family = checkpoint.family
+    model.config_overrides = _merged(checkpoint.model_config, model.config_overrides)
+    if _is_default(reference, default_name):
+        assert reference is not None
+        reference.name, reference.path, reference.family = None, model.path, model.family
+        reference.config_overrides = model.config_overrides
+    if _is_default(tokenizer, default_name):
+        if checkpoint.tokenizer_config is None:
+            log.warning(
+                "{} has no tokenizer files; the tokenizer stays `{}`.", model.path, default_name
+            )
+            return
+        tokenizer.name, tokenizer.path, tokenizer.family = None, model.path, "llama"
+        tokenizer.config_overrides = checkpoint.tokenizer_config
+
+
+def _is_default(section: ReferenceModelSection | TokenizerSection | None, name: str) -> bool:
+    return section is not None and section.name == name and section.path is None
+
+
+def _merged(derived: dict[str, Any], overrides: object) -> dict[str, Any]:
+    if overrides is None:
+        return derived
+    if not isinstance(overrides, dict):
+        raise PreferenceConfigError("`model.config_overrides` must be a mapping of fields.")
+    return derived | overrides
+
+
+def llama_config(fields: dict[str, Any]) -> LLaMAConfig:
+    """A ``LLaMAConfig`` from the fields this module derives (for loading outside a recipe)."""
+    from fairseq2.models.llama import LLaMAConfig, LLaMARoPEScaleConfig
+
+    fields = dict(fields)
+    rope = dict(fields.pop("rope_scale", {}))
+    if "frequency_factors" in rope:
+        rope["frequency_factors"] = tuple(rope["frequency_factors"])
+    return LLaMAConfig(**fields, rope_scale=LLaMARoPEScaleConfig(**rope))
+
+
+def hf_llama_config(hf: dict[str, Any], source: str = "config.json") -> dict[str, Any]:
+    """``LLaMAConfig`` fields equal to a Hugging Face ``LlamaConfig`` (``config.json``).
+
+    The FFN width is given exactly: fairseq2 computes ``ffn_inner_dim × scale ×
+    multiplier`` rounded up to ``multiple_of``, so scale 1, multiplier 1 and
+    multiple 1 make it ``intermediate_size``.
+    """
+    if hf.get("model_type") != "llama":
+        raise PreferenceConfigError(
+            f"{source}: `model_type` is {hf.get('model_type')!r}; only Llama checkpoints load "
+            "by path. Qwen models load by name (e.g. `model.name=qwen25_7b_instruct`)."
+        )
+    _require(hf, source, "hidden_act", "silu")
+    _require(hf, source, "attention_bias", False)
+    _require(hf, source, "mlp_bias", False)
+    _require(hf, source, "rms_norm_eps", FAIRSEQ2_RMS_NORM_EPS)
+    model_dim, num_heads = int(hf["hidden_size"]), int(hf["num_attention_heads"])
+    head_dim = hf.get("head_dim") or model_dim // num_heads
+    if head_dim * num_heads != model_dim:
+        raise PreferenceConfigError(
+            f"{source}: `head_dim` × `num_attention_heads` ({head_dim} × {num_heads}) must "
+            f"equal `hidden_size` ({model_dim}) for fairseq2's Llama."
+        )
+    config: dict[str, Any] = {
+        "model_dim": model_dim,
+        "max_seq_len": int(hf["max_position_embeddings"]),
+        "vocab_size": int(hf["vocab_size"]),
+        "pad_idx": hf.get("pad_token_id"),
+        "tied_embeddings": bool(hf.get("tie_word_embeddings", False)),
+        "num_layers": int(hf["num_hidden_layers"]),
+        "num_attn_heads": num_heads,
+        "num_key_value_heads": int(hf.get("num_key_value_heads") or num_heads),
+        "ffn_inner_dim": int(hf["intermediate_size"]),
+        "ffn_inner_dim_scale": 1.0,
+        "ffn_inner_dim_multiplier": 1.0,
+        "ffn_inner_dim_multiple_of": 1,
+        "rope_theta": float(hf.get("rope_theta", 10_000.0)),
+    }
+    return config | _hf_rope_scaling(hf.get("rope_scaling"), source)
+
+
+def meta_llama_config(params: dict[str, Any], tied_embeddings: bool) -> dict[str, Any]:
+    """``LLaMAConfig`` fields of Meta's ``params.json``.
+
+    ``params.json`` omits two things fairseq2 needs: whether embeddings are tied
+    (read from the checkpoint's keys) and the RoPE scaling factor, which is
+    ``rope_scaling_factor`` when present, else Meta's values for Llama 3.x: 32 for
+    the tied 3.2 models (1B, 3B), 8 for the others.
+    """
+    num_heads = int(params["n_heads"])
+    config: dict[str, Any] = {
+        "model_dim": int(params["dim"]),
+        "max_seq_len": int(params.get("max_seq_len", 8192)),
+        "vocab_size": int(params["vocab_size"]),
+        "tied_embeddings": tied_embeddings,
+        "num_layers": int(params["n_layers"]),
+        "num_attn_heads": num_heads,
+        "num_key_value_heads": int(params.get("n_kv_heads") or num_heads),
+        "ffn_inner_dim": 4 * int(params["dim"]),
+        "ffn_inner_dim_multiplier": float(params.get("ffn_dim_multiplier") or 1.0),
+        "ffn_inner_dim_multiple_of": int(params.get("multiple_of", 256)),
+        "rope_theta": float(params.get("rope_theta", 10_000.0)),
+    }
+    _require(params, "params.json", "norm_eps", FAIRSEQ2_RMS_NORM_EPS)
+    if params.get("use_scaled_rope"):
+        factor = params.get("rope_scaling_factor") or (32.0 if tied_embeddings else 8.0)
+        config["use_scaled_rope"] = True
+        config["rope_scale"] = {"factor": float(factor)}
+        config["max_seq_len"] = int(params.get("max_seq_len", 131_072))
+    return config
+
+
+def _hf_rope_scaling(scaling: dict[str, Any] | None, source: str) -> dict[str, Any]:
+    if scaling is None:
+        return {"use_scaled_rope": False}
+    kind = scaling.get("rope_type", scaling.get("type"))
+    if kind != "llama3":
+        raise PreferenceConfigError(
+            f"{source}: `rope_scaling` of type {kind!r} is not supported by fairseq2's Llama; "
+            "only 'llama3' scaling (Llama 3.1 and later) is."
+        )
+    return {
+        "use_scaled_rope": True,
+        "rope_scale": {
+            "factor": float(scaling["factor"]),
+            "frequency_factors": [
+                float(scaling["low_freq_factor"]),
+                float(scaling["high_freq_factor"]),
+            ],
+            "original_context_length": int(scaling["original_max_position_embeddings"]),
+        },
+    }
+
+
+def _hf_tokenizer(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """fairseq2's ``llama`` tokenizer family over ``tokenizer.json``.
+
+    EOS is ``<|eot_id|>`` whenever the vocabulary has it, base models included:
+    training rows are in the Llama 3 chat format, whose responses end a turn
+    (as the Instruct tokenizer the default configs use).
+    """
+    if not _has(path, "tokenizer.json"):
+        return None, None
+    vocab = _read_json(path / "tokenizer.json")
+    added = {token.get("content") for token in vocab.get("added_tokens", [])}
+    return {"impl": "hg", "use_eot": EOT_TOKEN in added}, chat_template(path)
+
+
+def chat_template(path: Path) -> str | None:
+    """The chat template of the tokenizer in ``path``: ``chat_template.jinja`` (how
+    ``transformers`` >= 4.43 saves it) or ``tokenizer_config.json``'s field."""
+    if _has(path, "chat_template.jinja"):
+        return (path / "chat_template.jinja").read_text(encoding="utf-8")
+    if _has(path, "tokenizer_config.json"):
+        template = _read_json(path / "tokenizer_config.json").get("chat_template")
+        return template if isinstance(template, str) else None
+    return None
+
+
+def _meta_tokenizer(path: Path, vocab_size: int) -> dict[str, Any] | None:
+    """Llama 3's ``tokenizer.model`` is tiktoken (with ``<|eot_id|>``); Llama 2's SentencePiece."""
+    if not _has(path, "tokenizer.model"):
+        return None
+    if vocab_size == 32_000:
+        return {"impl": "sp"}
+    return {"impl": "tiktoken", "use_eot": True}
+
+
+def _meta_is_tied(path: Path) -> bool:
+    import torch
+
+    files = sorted(path.glob("consolidated.*.pth"))
+    if not files:
+        raise PreferenceConfigError(f"{path} has params.json but no consolidated.00.pth.")
+    state = torch.load(files[0], map_location="meta", mmap=True, weights_only=True)
+    return "output.weight" not in state
+
+
+def _require(config: dict[str, Any], source: str, key: str, expected: object) -> None:
+    value = config.get(key, expected)
+    if value != expected:
+        raise PreferenceConfigError(
+            f"{source}: `{key}` is {value!r}, but fairseq2's Llama only supports {expected!r}."
+        )
+
+
+def _has(path: Path, name: str) -> bool:
+    return (path / name).is_file()
+
+
+def _read_json(file: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as ex:
+        raise PreferenceConfigError(f"{file} cannot be read as JSON: {ex}") from ex
+    if not isinstance(data, dict):
+        raise PreferenceConfigError(f"{file} must hold a JSON object.")
+    return data

@@ -1,0 +1,155 @@
+"""Real checkpoints in: a Llama directory by path (Hugging Face and Meta layouts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from fairseq2_preference.checkpoints import (
+    follow_policy,
+    hf_llama_config,
+    llama_config,
+    read_checkpoint_dir,
+)
+from fairseq2_preference.errors import PreferenceConfigError
+
+from helpers import read_metrics, regime, train
+from hf_llama import build_hf_llama, build_meta_llama
+
+IDS = torch.tensor([[0, 17, 250, 33, 301, 98, 7, 5], [0, 300, 12, 44, 45, 46, 2, 2]])
+
+
+@pytest.fixture(scope="session")
+def hf_llama(tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_hf_llama(tiny_assets / "tokenizer", tmp_path_factory.mktemp("hf") / "llama")
+
+
+@pytest.fixture(scope="session")
+def meta_llama(hf_llama: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_meta_llama(hf_llama, tmp_path_factory.mktemp("meta") / "Llama3-tiny-Instruct")
+
+
+def transformers_logits(hf_dir: Path) -> torch.Tensor:
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(str(hf_dir), dtype=torch.float32)
+    with torch.no_grad():
+        return model(IDS).logits
+
+
+def fairseq2_logits(path: Path) -> torch.Tensor:
+    from fairseq2.models.llama import get_llama_model_hub
+    from fairseq2.nn import BatchLayout
+
+    config = llama_config(read_checkpoint_dir(path).model_config)
+    model = get_llama_model_hub().load_custom_model(path, config, device=torch.device("cpu"))
+    model.eval()
+    with torch.no_grad():
+        return model(IDS, BatchLayout.of(IDS))  # type: ignore[no-any-return]
+
+
+def test_hf_directory_has_several_shards(hf_llama: Path) -> None:
+    assert len(list(hf_llama.glob("*.safetensors"))) >= 2
+
+
+def test_hf_layout_loads_with_transformers_logits(hf_llama: Path) -> None:
+    expected = transformers_logits(hf_llama)
+    torch.testing.assert_close(fairseq2_logits(hf_llama), expected, atol=1e-5, rtol=0)
+
+
+def test_meta_layout_loads_with_the_same_logits(hf_llama: Path, meta_llama: Path) -> None:
+    checkpoint = read_checkpoint_dir(meta_llama)
+    assert checkpoint.model_config["tied_embeddings"] is False
+    torch.testing.assert_close(
+        fairseq2_logits(meta_llama), transformers_logits(hf_llama), atol=1e-5, rtol=0
+    )
+
+
+def test_ffn_width_and_rope_come_from_config_json(hf_llama: Path) -> None:
+    """A wrong FFN width would not even load; a wrong RoPE gives other logits (above)."""
+    config = read_checkpoint_dir(hf_llama).model_config
+    from fairseq2.models.llama import create_llama_model
+
+    model = create_llama_model(llama_config(config))
+    assert model.decoder.layers[0].ffn.gate_proj.weight.shape == (96, 64)  # type: ignore[union-attr,index]
+    assert config["rope_scale"]["factor"] == 8.0 and config["use_scaled_rope"] is True
+
+
+def test_tokenizer_and_chat_template_come_from_the_directory(hf_llama: Path) -> None:
+    checkpoint = read_checkpoint_dir(hf_llama)
+    assert checkpoint.tokenizer_config == {"impl": "hg", "use_eot": True}
+    assert checkpoint.chat_template is not None and "<|eot_id|>" in checkpoint.chat_template
+
+
+def test_reference_and_tokenizer_follow_the_policy_unless_set(hf_llama: Path) -> None:
+    from fairseq2.recipe.config import ModelSection, ReferenceModelSection, TokenizerSection
+
+    model = ModelSection(path=hf_llama, config_overrides={"max_seq_len": 128})
+    reference = ReferenceModelSection(name="default")
+    tokenizer = TokenizerSection(name="default")
+    follow_policy(model, reference, tokenizer, "default")
+    assert model.family == "llama" and model.config_overrides["max_seq_len"] == 128  # type: ignore[index]
+    assert (reference.path, reference.name, reference.family) == (hf_llama, None, "llama")
+    assert (tokenizer.path, tokenizer.family) == (hf_llama, "llama")
+
+    model = ModelSection(path=hf_llama)
+    reference, tokenizer = ReferenceModelSection(name="mine"), TokenizerSection(name="mine")
+    follow_policy(model, reference, tokenizer, "default")
+    assert (reference.name, reference.path, tokenizer.name) == ("mine", None, "mine")
+
+    named = ModelSection(name="llama3_2_1b_instruct")
+    reference = ReferenceModelSection(name="default")
+    follow_policy(named, reference, TokenizerSection(name="default"), "default")
+    assert reference.name == "llama3_2_1b_instruct"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("model_type", "mistral", "only Llama checkpoints"),
+        ("rms_norm_eps", 1e-6, "rms_norm_eps"),
+        ("rope_scaling", {"rope_type": "yarn", "factor": 2.0}, "'yarn'"),
+    ],
+)
+def test_unsupported_config_json_is_named(key: str, value: object, message: str) -> None:
+    base = {
+        "model_type": "llama",
+        "hidden_size": 64,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "intermediate_size": 96,
+        "vocab_size": 512,
+        "max_position_embeddings": 256,
+    }
+    with pytest.raises(PreferenceConfigError, match=message):
+        hf_llama_config({**base, key: value})
+
+
+def test_a_directory_without_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(PreferenceConfigError, match=r"config.json \+ \*.safetensors"):
+        read_checkpoint_dir(tmp_path)
+
+
+@pytest.mark.slow
+def test_dpo_trains_from_a_path_with_reference_and_tokenizer_following(
+    hf_llama: Path, tiny_assets: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    rows = train(
+        out,
+        tiny_assets,
+        f"model={{path: {hf_llama}}}",
+        "del:reference_model",
+        "del:tokenizer",
+        *regime(4, 2),
+    )
+    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=1e-5)  # reference == policy
+    assert [row["Step"] for row in rows] == [1, 2, 3, 4]
+    assert rows[-1]["DPO Loss"] != rows[0]["DPO Loss"]  # the policy moved
+    config = (out / "config.yaml").read_text()
+    assert f"path: {hf_llama}" in config and "use_eot: true" in config
+    assert read_metrics(out, "valid")
+    assert json.loads((hf_llama / "config.json").read_text())["intermediate_size"] == 96
