@@ -32,8 +32,8 @@ from fairseq2_preference.criteria import (
     structure_criterion_config,
 )
 from fairseq2_preference.data import (
-    JsonlDataset,
     LengthBatching,
+    PreferenceDataset,
     ReadOptions,
     StaticBatching,
     register_dataset_families,
@@ -69,7 +69,7 @@ class PreferenceFinetuneRecipe(Recipe):
             name, structure_criterion_config(name, config.criterion.config)
         )
 
-        dataset = context.get_dataset_as(JsonlDataset)
+        dataset = context.get_dataset_as(PreferenceDataset)  # type: ignore[type-abstract]
         pairs = dataset.schema.is_pairwise
         check_data_kind(criterion, pairs)  # before the reference model is loaded
 
@@ -139,18 +139,18 @@ def load_reference(
 
 
 def validation_dataset(
-    context: RecipeContext, config: PreferenceFinetuneConfig, train_dataset: JsonlDataset
-) -> JsonlDataset | None:
+    context: RecipeContext, config: PreferenceFinetuneConfig, train_dataset: PreferenceDataset
+) -> PreferenceDataset | None:
     """``valid_dataset`` if configured, else the training data's ``valid_split`` if present."""
     split = config.dataset.valid_split
     if config.valid_dataset is not None:
-        return context.get_dataset_as(JsonlDataset, "valid_dataset")
-    if split is not None and train_dataset.source.has_split(split):
+        return context.get_dataset_as(PreferenceDataset, "valid_dataset")  # type: ignore[type-abstract]
+    if split is not None and train_dataset.has_split(split):
         return train_dataset
     if split is not None:
         log.info(
             "Dataset at {} has no '{}' split and no `valid_dataset` is set; validation is off.",
-            train_dataset.source.path,
+            train_dataset.location,
             split,
         )
     return None

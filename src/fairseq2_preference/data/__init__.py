@@ -7,6 +7,7 @@ from fairseq2_preference.data.batching import Batching as Batching
 from fairseq2_preference.data.batching import LengthBatching as LengthBatching
 from fairseq2_preference.data.batching import StaticBatching as StaticBatching
 from fairseq2_preference.data.dataset import JsonlDataset as JsonlDataset
+from fairseq2_preference.data.dataset import PreferenceDataset as PreferenceDataset
 from fairseq2_preference.data.dataset import ReadOptions as ReadOptions
 from fairseq2_preference.data.family import (
     GENERIC_INSTRUCTION_FAMILY as GENERIC_INSTRUCTION_FAMILY,
@@ -17,6 +18,11 @@ from fairseq2_preference.data.family import (
 from fairseq2_preference.data.family import JsonlDatasetConfig as JsonlDatasetConfig
 from fairseq2_preference.data.family import register_dataset_families as register_dataset_families
 from fairseq2_preference.data.family import register_jsonl_family as register_jsonl_family
+from fairseq2_preference.data.hf_dataset import HF_PREFERENCE_FAMILY as HF_PREFERENCE_FAMILY
+from fairseq2_preference.data.hf_dataset import HfPreferenceDataset as HfPreferenceDataset
+from fairseq2_preference.data.hf_dataset import (
+    HfPreferenceDatasetConfig as HfPreferenceDatasetConfig,
+)
 from fairseq2_preference.data.jsonl import INSTRUCTION_ROW as INSTRUCTION_ROW
 from fairseq2_preference.data.jsonl import PREFERENCE_ROW as PREFERENCE_ROW
 from fairseq2_preference.data.jsonl import RowSchema as RowSchema

@@ -1,21 +1,26 @@
-"""The jsonl dataset behind ``generic_preference`` and ``generic_instruction``.
+"""The datasets behind the dataset families: where rows come from, one pipeline for all.
 
-Both families read rows of the same shape (a prompt ``src`` plus one or two
-responses) through one pipeline: read with line numbers → shuffle → shard over
+Every family reads rows of the same shape (a prompt ``src`` plus one or two
+responses) through one pipeline: read rows → shuffle → shard over
 data-parallel ranks → encode → drop over-long examples → bucket by a token
-budget (or a fixed batch size) → shuffle batches → collate → prefetch.
+budget (or a fixed batch size) → shuffle batches → collate → prefetch. A
+family only says where its rows come from (:meth:`PreferenceDataset.read_rows`)
+and, if it needs to, how a row becomes tokens (:meth:`PreferenceDataset.encoder`).
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import torch
+from fairseq2.data.data_pipeline import DataPipelineBuilder
 from fairseq2.data.tokenizers import Tokenizer
 from fairseq2.datasets import DataPipelineReader, SyncMode
 from fairseq2.gang import Gangs
+from typing_extensions import override
 
 from fairseq2_preference.data.batch import PreferenceBatch, collate_examples
 from fairseq2_preference.data.batching import (
@@ -58,19 +63,30 @@ class ReadOptions:
     seed: int = 2
 
 
-class JsonlDataset:
-    """Rows of ``schema`` stored as jsonl under a :class:`JsonlSource`."""
+class PreferenceDataset(ABC):
+    """Rows of ``schema``, read into :class:`PreferenceBatch` es."""
 
-    def __init__(self, source: JsonlSource, schema: RowSchema) -> None:
-        self.source = source
-        self.schema = schema
+    schema: RowSchema
+
+    @abstractmethod
+    def read_rows(self, split: str) -> DataPipelineBuilder:
+        """The rows of ``split``: dicts with ``id`` and the fields of ``schema``."""
+
+    @abstractmethod
+    def has_split(self, split: str) -> bool:
+        """Whether ``split`` is one of the dataset's named splits."""
+
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """Where the data is, for messages."""
 
     def create_reader(
         self, split: str, tokenizer: Tokenizer, gangs: Gangs, options: ReadOptions
     ) -> DataPipelineReader[PreferenceBatch]:
         seed = options.seed
 
-        builder = read_jsonl_rows(self.source.files(split), self.schema)
+        builder = self.read_rows(split)
 
         if options.example_shuffle_window != 1:
             builder.shuffle(options.example_shuffle_window, seed=seed)
@@ -79,9 +95,9 @@ class JsonlDataset:
 
         seed += 1 + gangs.dp.rank
 
-        builder.map(self._encoder(tokenizer, options))
+        builder.map(self.encoder(tokenizer, options))
 
-        what = f"{self.source.path} [{split}]"
+        what = f"{self.location} [{split}]"
         builder.filter(LengthFilter(options.min_seq_len, options.max_seq_len, what))
 
         batching = options.batching
@@ -118,7 +134,10 @@ class JsonlDataset:
             sync_mode=options.sync_mode,
         )
 
-    def _encoder(self, tokenizer: Tokenizer, options: ReadOptions) -> Any:
+    def encoder(self, tokenizer: Tokenizer, options: ReadOptions) -> Any:
+        """A function from a row to ``{"id", "seqs", "prompt_len", "longest", "numbers"}``:
+        the prompt encoded in ``source_encode_mode`` followed by each response in
+        ``target_encode_mode``."""
         encode_prompt = tokenizer.create_encoder(mode=options.source_encode_mode)
         encode_response = tokenizer.create_encoder(mode=options.target_encode_mode)
         schema = self.schema
@@ -135,3 +154,24 @@ class JsonlDataset:
             }
 
         return encode
+
+
+class JsonlDataset(PreferenceDataset):
+    """Rows of ``schema`` stored as jsonl under a :class:`JsonlSource`."""
+
+    def __init__(self, source: JsonlSource, schema: RowSchema) -> None:
+        self.source = source
+        self.schema = schema
+
+    @override
+    def read_rows(self, split: str) -> DataPipelineBuilder:
+        return read_jsonl_rows(self.source.files(split), self.schema)
+
+    @override
+    def has_split(self, split: str) -> bool:
+        return self.source.has_split(split)
+
+    @property
+    @override
+    def location(self) -> str:
+        return str(self.source.path)

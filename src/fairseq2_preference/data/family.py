@@ -1,4 +1,4 @@
-"""The ``generic_preference`` and ``generic_instruction`` dataset families.
+"""The ``generic_preference``, ``generic_instruction`` and ``hf_preference`` dataset families.
 
 Registered with fairseq2 so that a config names a dataset either by asset card
 (``dataset.name``) or by family plus path (``dataset.family`` +
@@ -13,8 +13,9 @@ Registered with fairseq2 so that a config names a dataset either by asset card
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Final
+from typing import Any, Final
 
 from fairseq2.assets import AssetCard
 from fairseq2.datasets import DatasetFamily, StandardDatasetFamily
@@ -22,6 +23,12 @@ from fairseq2.runtime.dependency import DependencyContainer, DependencyResolver,
 from typing_extensions import override
 
 from fairseq2_preference.data.dataset import JsonlDataset
+from fairseq2_preference.data.hf_dataset import (
+    HF_PREFERENCE_FAMILY,
+    HfPreferenceDataset,
+    HfPreferenceDatasetConfig,
+    open_hf_preference_dataset,
+)
 from fairseq2_preference.data.jsonl import INSTRUCTION_ROW, PREFERENCE_ROW, RowSchema
 from fairseq2_preference.data.source import JsonlSource
 from fairseq2_preference.errors import PreferenceConfigError
@@ -46,6 +53,13 @@ class JsonlDatasetConfig:
 def register_dataset_families(container: DependencyContainer) -> None:
     for name, schema in SCHEMAS.items():
         register_jsonl_family(container, name, schema)
+    register_card_family(
+        container,
+        HF_PREFERENCE_FAMILY,
+        HfPreferenceDataset,
+        HfPreferenceDatasetConfig,
+        open_hf_preference_dataset,
+    )
 
 
 def register_jsonl_family(container: DependencyContainer, name: str, schema: RowSchema) -> None:
@@ -67,14 +81,26 @@ def register_jsonl_family(container: DependencyContainer, name: str, schema: Row
             )
         return JsonlDataset(JsonlSource.open(config.path), schema)
 
+    register_card_family(container, name, JsonlDataset, JsonlDatasetConfig, open_dataset)
+
+
+def register_card_family(
+    container: DependencyContainer,
+    name: str,
+    kls: type[object],
+    config_kls: type[object],
+    opener: Callable[[Any], object],
+) -> None:
+    """Register fairseq2's standard dataset family, plus the ``data: <path>`` card field."""
+
     def create_family(resolver: DependencyResolver) -> DatasetFamily:
         standard = wire_object(
             resolver,
             StandardDatasetFamily,
             name=name,
-            kls=JsonlDataset,
-            config_kls=JsonlDatasetConfig,
-            opener=open_dataset,
+            kls=kls,
+            config_kls=config_kls,
+            opener=opener,
         )
         return _CardDataFamily(standard)
 
@@ -91,11 +117,11 @@ class _CardDataFamily(DatasetFamily):
     def get_dataset_config(self, card: AssetCard) -> object:
         config = self._inner.get_dataset_config(card)
         data = card.maybe_get_field("data")
-        if data is None or not isinstance(config, JsonlDatasetConfig):
+        if data is None or not hasattr(config, "path"):
             return config
         uri = data.as_uri()
         path = str(uri.to_path()) if uri.scheme == "file" else str(uri)
-        return replace(config, path=path)
+        return replace(config, path=path)  # type: ignore[type-var]
 
     @override
     def open_dataset(self, card: AssetCard, config: object | None) -> object:

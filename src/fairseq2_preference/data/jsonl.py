@@ -95,7 +95,7 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
     if missing:
         raise PreferenceDataError(
             f"{_where(file, text, row_id)}: missing key(s) {', '.join(repr(k) for k in missing)}. "
-            f"Every row needs {expected}."
+            f"Every row needs {expected}.{_other_format_hint(schema, obj)}"
         )
     for key in schema.fields:
         if not isinstance(obj[key], str):
@@ -120,6 +120,18 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
         row_id = f"{file.name}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     row["id"] = str(row_id)
     return row
+
+
+def _other_format_hint(schema: RowSchema, obj: dict[str, Any]) -> str:
+    """Where rows of the wrong format belong, for preference schemas."""
+    if not schema.is_pairwise:
+        return ""
+    found = ", ".join(repr(k) for k in obj) or "none"
+    return (
+        f" The row has {found}. Rows with prompt/chosen/rejected (strings or message "
+        "lists, as on the Hugging Face hub) are read as they are by `dataset.family: "
+        "hf_preference`, or converted to this format with datasets/hf_preference_data_prep.py."
+    )
 
 
 def _where(file: Path, text: str, row_id: object = None) -> str:

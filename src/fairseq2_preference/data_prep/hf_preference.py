@@ -126,19 +126,23 @@ def _single_reply(turns: list[Turn]) -> str:
 # -- loading -----------------------------------------------------------------------
 
 
-def load_rows(source: str, split: str, config: str | None = None) -> Iterator[Mapping[str, Any]]:
-    """Rows of ``split`` from a hub dataset, a local data file, or a local dataset directory."""
+def load_hf_dataset(source: str, config: str | None = None, split: str | None = None) -> Any:
+    """``split`` (or, if ``None``, a ``DatasetDict`` of every split) of a hub dataset,
+    a local data file (``.jsonl``/``.json``/``.parquet``: one split, ``train``), or a
+    local dataset directory (data files, split sub-directories or a dataset script)."""
     import datasets
 
     path = Path(source).expanduser()
     if path.is_file():
         builder = "parquet" if path.suffix == ".parquet" else "json"
-        data = datasets.load_dataset(builder, data_files=str(path), split="train")  # type: ignore[attr-defined]
-    elif path.is_dir():
-        data = datasets.load_dataset(str(path), config, split=split)  # type: ignore[attr-defined]
-    else:
-        data = datasets.load_dataset(source, config, split=split)  # type: ignore[attr-defined]
-    yield from data
+        split = None if split is None else "train"
+        return datasets.load_dataset(builder, data_files=str(path), split=split)  # type: ignore[attr-defined]
+    return datasets.load_dataset(str(path) if path.is_dir() else source, config, split=split)  # type: ignore[attr-defined]
+
+
+def load_rows(source: str, split: str, config: str | None = None) -> Iterator[Mapping[str, Any]]:
+    """Rows of ``split`` from a hub dataset, a local data file, or a local dataset directory."""
+    yield from load_hf_dataset(source, config, split)
 
 
 def build_examples(
