@@ -1,0 +1,1 @@
+"""Asset cards this package adds to every fairseq2 process (see ``extension.py``)."""
