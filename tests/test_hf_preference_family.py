@@ -24,14 +24,10 @@ from fairseq2_preference.data_prep.formatting import Llama3Formatter
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from test_data_prep_hf import CONVERSATIONS, msgs, shape_rows
 
-from helpers import FAIRSEQ2, read_metrics, recipe_args, run_cli, train, write_jsonl
+from helpers import FAIRSEQ2, read_metrics, recipe_args, regime, run_cli, train, write_jsonl
 
 HF_FAMILY = ("dataset.name=null", "dataset.family=hf_preference")
-SHORT = (
-    "regime.num_steps=2",
-    "regime.validate_every_n_steps=2",
-    "regime.checkpoint_every_n_steps=2",
-)
+SHORT = regime(2, 2)
 
 
 def encoded(path: Path, tokenizer: Any, split: str = "train") -> list[dict[str, Any]]:

@@ -16,7 +16,6 @@ from fairseq2.recipe.config import (
     COSINE_ANNEALING_LR,
     ActivationCheckpointingConfig,
     AdamWConfig,
-    CommonSection,
     CosineAnnealingLRConfig,
     DatasetSection,
     GangSection,
@@ -36,6 +35,7 @@ from typing_extensions import override
 
 from fairseq2_preference.checkpoints import follow_policy
 from fairseq2_preference.criteria import structure_criterion_config
+from fairseq2_preference.user_assets import PreferenceCommonSection
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
 
@@ -194,10 +194,13 @@ class PreferenceFinetuneConfig(SupportsStructure):
         )
     )
 
-    common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+    common: PreferenceCommonSection = field(
+        default_factory=lambda: PreferenceCommonSection(no_sweep_dir=True)
+    )
     """``no_sweep_dir`` defaults to ``True``: the output directory *is* the run, so
     re-running with a larger ``regime.num_steps`` resumes it (fairseq2's sweep
-    sub-directory is named after a hash of the whole config)."""
+    sub-directory is named after a hash of the whole config). ``assets.user_paths``
+    adds card directories to ``assets.extra_paths`` (see :mod:`.user_assets`)."""
 
     @override
     def structure(self, resolver: DependencyResolver) -> None:

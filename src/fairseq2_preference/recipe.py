@@ -46,6 +46,7 @@ from fairseq2_preference.units import (
     PreferenceTrainUnit,
     check_data_kind,
 )
+from fairseq2_preference.user_assets import register_user_assets
 
 
 class PreferenceFinetuneRecipe(Recipe):
@@ -55,6 +56,7 @@ class PreferenceFinetuneRecipe(Recipe):
     def register(self, container: DependencyContainer) -> None:
         register_dataset_families(container)
         register_reference_model(container, "reference_model")
+        register_user_assets(container)
         register_dataset(container, "valid_dataset")
         register_metric_descriptors(container, (criterion_kls(n) for n in criterion_names()))
 

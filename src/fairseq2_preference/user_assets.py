@@ -1,0 +1,61 @@
+"""``common.assets.user_paths``: a user's card directories that add to the configured ones.
+
+fairseq2 reads extra cards from ``common.assets.extra_paths``, but a command
+line override (``--config common.assets.extra_paths=[mine]``) *replaces* the
+list, so the cards a config file pointed to (e.g. the model's) vanish. This
+option is a second list, read in addition to ``extra_paths``: a config keeps
+its own ``extra_paths`` and a user adds theirs with
+``--config common.assets.user_paths=[~/cards]``. Unlike ``extra_paths``, a
+path that does not exist is an error, not a warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import final
+
+from fairseq2.assets import AssetMetadataProvider, AssetMetadataSource, FileAssetMetadataLoader
+from fairseq2.recipe.config import AssetsConfig, CommonSection
+from fairseq2.runtime.dependency import DependencyContainer
+from typing_extensions import override
+
+from fairseq2_preference.errors import PreferenceConfigError
+
+
+@dataclass(kw_only=True)
+class PreferenceAssetsConfig(AssetsConfig):
+    user_paths: Sequence[Path] = field(default_factory=list)
+    """Card files or directories read in addition to ``extra_paths``."""
+
+
+@dataclass(kw_only=True)
+class PreferenceCommonSection(CommonSection):
+    assets: PreferenceAssetsConfig = field(default_factory=PreferenceAssetsConfig)
+
+
+@final
+class UserAssetMetadataSource(AssetMetadataSource):
+    """The cards under ``common.assets.user_paths``."""
+
+    def __init__(self, section: CommonSection, metadata_loader: FileAssetMetadataLoader) -> None:
+        self._paths: Sequence[Path] = getattr(section.assets, "user_paths", ())
+        self._metadata_loader = metadata_loader
+
+    @override
+    def load(self) -> Iterator[AssetMetadataProvider]:
+        for path in self._paths:
+            path = Path(path).expanduser()
+            if not path.exists():
+                raise PreferenceConfigError(
+                    f"The card directory {path} (in `common.assets.user_paths`) does not exist. "
+                    "Point it to a directory of asset-card .yaml files, or build the tiny demo "
+                    "cards with `python -m fairseq2_preference.tiny DIR` and use DIR/cards."
+                )
+            yield self._metadata_loader.load(path)
+
+
+def register_user_assets(container: DependencyContainer) -> None:
+    """Make a recipe read ``common.assets.user_paths``."""
+    container.collection.register_type(AssetMetadataSource, UserAssetMetadataSource)  # type: ignore[type-abstract]
