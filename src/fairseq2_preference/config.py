@@ -189,7 +189,7 @@ class PreferenceFinetuneConfig(SupportsStructure):
             num_steps=5_000,
             validate_every_n_steps=500,
             checkpoint_every_n_steps=1_000,
-            keep_last_n_checkpoints=1,
+            keep_last_n_checkpoints=2,
             publish_metrics_every_n_steps=10,
         )
     )

@@ -39,6 +39,7 @@ from fairseq2_preference.data import (
     register_dataset_families,
 )
 from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.finite_guard import guard_training
 from fairseq2_preference.metrics import register_metric_descriptors
 from fairseq2_preference.units import (
     PreferenceComputer,
@@ -106,9 +107,8 @@ class PreferenceFinetuneRecipe(Recipe):
             )
             valid_units.append(PreferenceEvalUnit(computer))
 
-        return context.create_trainer(
-            PreferenceTrainUnit(computer), train_reader, valid_units, valid_readers
-        )
+        train_unit = guard_training(context, config, PreferenceTrainUnit(computer))
+        return context.create_trainer(train_unit, train_reader, valid_units, valid_readers)
 
     @property
     @override
