@@ -19,7 +19,8 @@ the data-parallel ranks (a one-element all-reduce) so that every rank stops
 together, and read once per step (one host sync, where the trainer itself
 syncs nothing). On failure the run stops with :class:`NonFiniteLossError`
 before the optimizer step, so the weights, the optimizer and every checkpoint
-on disk stay finite, and fairseq2 exits with status 2.
+on disk stay finite (a checkpoint of the previous step still saving in the
+background is completed first), and fairseq2 exits with status 2.
 
 Under float16 loss scaling a non-finite gradient is routine (fairseq2 skips
 the step and lowers the scale), so the guard is off there.
@@ -33,6 +34,7 @@ from contextlib import AbstractContextManager
 from typing import Generic, TypeVar
 
 import torch
+from fairseq2.checkpoint import CheckpointManager
 from fairseq2.device import SupportsDeviceTransfer
 from fairseq2.gang import Gang, ReduceOperation
 from fairseq2.metrics import MetricBag
@@ -61,8 +63,11 @@ class NonFiniteLossError(RecipeError):
 class FiniteGuard:
     """The finite flags and example ids of the current step's micro-batches."""
 
-    def __init__(self, dp_gang: Gang, checkpoint_dir: str) -> None:
+    def __init__(
+        self, dp_gang: Gang, checkpoint_dir: str, checkpoints: CheckpointManager | None = None
+    ) -> None:
         self._dp_gang = dp_gang
+        self._checkpoints = checkpoints
         self._checkpoint_dir = checkpoint_dir
         self._step_nr = 0
         self._losses: list[Tensor] = []
@@ -87,6 +92,10 @@ class FiniteGuard:
         if self._dp_gang.size > 1:
             self._dp_gang.all_reduce(finite, ReduceOperation.MIN)
         if not bool(finite.item()):
+            if self._checkpoints is not None:
+                # The previous step's checkpoint may still be saving in the
+                # background; it holds the last finite state: let it finish.
+                self._checkpoints.maybe_complete_save_operation(blocking=True)
             raise NonFiniteLossError(self._describe(grad_norm))
 
     def _describe(self, grad_norm: Tensor) -> str:
@@ -195,6 +204,10 @@ def guard_training(
     if dtype == torch.float16:  # as fairseq2 decides to scale the loss
         return unit
     model = context.get_data_parallel_model()
-    guard = FiniteGuard(context.gangs.dp, str(context.output_dir / "checkpoints"))
+    guard = FiniteGuard(
+        context.gangs.dp,
+        str(context.output_dir / "checkpoints"),
+        context.get_checkpoint_manager(),
+    )
     set_data_parallel_facade(model, GuardedFacade(get_data_parallel_facade(model), guard))
     return GuardedTrainUnit(unit, guard)
