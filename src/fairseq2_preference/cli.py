@@ -143,6 +143,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     recipe = command.recipe()
     with tempfile.TemporaryDirectory(prefix="fairseq2-preference-") as workdir:
         from fairseq2_preference.config_files import effective_config_file
+        from fairseq2_preference.criterion_switch import switch_overrides
 
         try:
             config_file = effective_config_file(name, ours.preset, ours.config_file, Path(workdir))
@@ -150,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(ex), f"fairseq2 {group} {name}")
         if config_file is not None:
             passthrough += ["--config-file", str(config_file)]
+        default_criterion = recipe.config_kls().criterion.name  # type: ignore[attr-defined]
+        passthrough += switch_overrides(passthrough, config_file, default_criterion)
         if ours.no_sweep_dir:
             passthrough += ["--config", "common.no_sweep_dir=true"]
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]

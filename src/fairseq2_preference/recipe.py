@@ -68,9 +68,9 @@ class PreferenceFinetuneRecipe(Recipe):
         check_vocabulary(context)
 
         name = config.criterion.name
-        criterion = create_criterion(
-            name, structure_criterion_config(name, config.criterion.config)
-        )
+        criterion_config = structure_criterion_config(name, config.criterion.config)
+        criterion = create_criterion(name, criterion_config)
+        log.info("Criterion '{}': {}", name, criterion_config)
 
         dataset = context.get_dataset_as(PreferenceDataset)  # type: ignore[type-abstract]
         pairs = dataset.schema.is_pairwise
