@@ -53,6 +53,12 @@ def _instruction_finetune() -> Recipe:
     return InstructionFinetuneRecipe()
 
 
+def _reference_logps() -> Recipe:
+    from fairseq2_preference.reference.command import ReferenceLogpsRecipe
+
+    return ReferenceLogpsRecipe()
+
+
 def _alpaca_eval() -> Recipe:
     from fairseq2_preference.evaluation.recipe import AlpacaEvalRecipe
 
@@ -79,6 +85,10 @@ COMMANDS: dict[str, dict[str, Command]] = {
         ),
         "instruction_finetune": Command(
             "supervised finetuning on instruction data (SFT)", _instruction_finetune
+        ),
+        "preference_reference_logps": Command(
+            "compute a training config's reference log-probs once, into the cache",
+            _reference_logps,
         ),
         "alpaca_eval": Command(
             "generate AlpacaEval outputs from a model, then judge them (WR, LC WR)",

@@ -69,6 +69,24 @@ class PreferenceReferenceModelSection(ReferenceModelSection):
     ``trainer.mixed_precision.dtype`` under FSDP with ``static`` mixed precision,
     else ``model.dtype`` (see :func:`resolve_reference_dtype`)."""
 
+    cache: str = "off"
+    """Reference log-probs computed once and reused (see ``fairseq2_preference.reference``):
+    ``off`` runs the reference model at every step; ``auto`` reads them from the
+    cache, filling it first if needed (the reference model is then loaded once);
+    ``read`` requires a complete cache entry (``fairseq2 lm preference_reference_logps``)
+    and never loads the reference model."""
+
+    cache_dir: str | None = None
+    """Where cache entries live; default ``$FAIRSEQ2_CACHE_DIR/preference_reference_logps``
+    (else ``~/.cache/fairseq2/preference_reference_logps``). Shared by all ranks."""
+
+    @override
+    def validate(self) -> ValidationResult:
+        result = super().validate()
+        if self.cache not in ("auto", "read", "off"):
+            result.add_error(f"`cache` must be 'auto', 'read' or 'off', but is {self.cache!r}.")
+        return result
+
 
 @dataclass(kw_only=True)
 class PreferenceDatasetSection(DatasetSection):

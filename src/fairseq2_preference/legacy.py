@@ -280,9 +280,10 @@ def _criterion(
         tp_size = config.pop("reference_tensor_parallel_size", 1)
         _no_modern_meaning("reference_tensor_parallel_size", tp_size, notes, problems)
         if reference is None:
-            problems.append(
-                "`criterion_config.reference_model: null` (precomputed reference scores in the "
-                "data): not supported; name a reference model"
+            _set(out, "reference_model", None)
+            notes.append(
+                "criterion_config.reference_model: null: the reference log-probs are read from "
+                "the rows' reference_score_chosen / reference_score_rejected, as before"
             )
         else:
             _set(out, "reference_model", {"name": reference, **({"dtype": dtype} if dtype else {})})

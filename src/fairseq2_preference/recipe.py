@@ -15,17 +15,14 @@ from fairseq2.recipe.base import Recipe, RecipeContext
 from fairseq2.recipe.composition import register_dataset, register_reference_model
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
-from torch.nn import Module
 from typing_extensions import override
 
 from fairseq2_preference.config import (
     InstructionFinetuneConfig,
     PreferenceDatasetSection,
     PreferenceFinetuneConfig,
-    resolve_reference_dtype,
 )
 from fairseq2_preference.criteria import (
-    PreferenceCriterion,
     create_criterion,
     criterion_kls,
     criterion_names,
@@ -41,6 +38,8 @@ from fairseq2_preference.data import (
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.finite_guard import guard_training
 from fairseq2_preference.metrics import register_metric_descriptors
+from fairseq2_preference.reference.setup import prepare_reference
+from fairseq2_preference.reference.table import ReferenceTable
 from fairseq2_preference.units import (
     PreferenceComputer,
     PreferenceEvalUnit,
@@ -76,33 +75,38 @@ class PreferenceFinetuneRecipe(Recipe):
         pairs = dataset.schema.is_pairwise
         check_data_kind(criterion, pairs)  # before the reference model is loaded
 
-        computer = PreferenceComputer(
-            context.get_data_parallel_model(),
-            load_reference(context, config, criterion),
-            criterion,
-            pairs,
-        )
-
         tokenizer = context.get_tokenizer()
         section = config.dataset
+        valid_budget = section.max_num_valid_tokens or section.max_num_tokens
+
+        splits = {"train": (dataset, section.train_split)}
+        valid_dataset = validation_dataset(context, config, dataset)
+        if valid_dataset is not None and section.valid_split is not None:
+            splits["valid"] = (valid_dataset, section.valid_split)
+        reference = prepare_reference(
+            context, config, criterion, splits, read_options(config, valid_budget, training=False)
+        )
+
+        computer = PreferenceComputer(
+            context.get_data_parallel_model(), reference.model, criterion, pairs
+        )
 
         train_reader = dataset.create_reader(
             section.train_split,
             tokenizer,
             context.gangs,
-            read_options(config, section.max_num_tokens, training=True),
+            read_options(config, section.max_num_tokens, True, reference.tables.get("train")),
         )
 
         valid_units, valid_readers = [], []
-        valid_dataset = validation_dataset(context, config, dataset)
-        if valid_dataset is not None and section.valid_split is not None:
-            budget = section.max_num_valid_tokens or section.max_num_tokens
+        if "valid" in splits:
+            valid_dataset, valid_split = splits["valid"]
             valid_readers.append(
                 valid_dataset.create_reader(
-                    section.valid_split,
+                    valid_split,
                     tokenizer,
                     context.gangs,
-                    read_options(config, budget, training=False),
+                    read_options(config, valid_budget, False, reference.tables.get("valid")),
                 )
             )
             valid_units.append(PreferenceEvalUnit(computer))
@@ -114,30 +118,6 @@ class PreferenceFinetuneRecipe(Recipe):
     @override
     def config_kls(self) -> type[object]:
         return PreferenceFinetuneConfig
-
-
-def load_reference(
-    context: RecipeContext, config: PreferenceFinetuneConfig, criterion: PreferenceCriterion
-) -> Module | None:
-    """The frozen reference model, loaded only when the criterion reads it."""
-    if config.reference_model is not None and config.reference_model.dtype is None:
-        # Only a config object handed to `fairseq2.recipe.run()` skips structuring;
-        # there the recipe sees that very object, so resolving it here takes effect.
-        resolve_reference_dtype(config, context.gangs.root.size)
-    if not criterion.needs_reference:
-        if config.reference_model is not None:
-            log.info(
-                "Criterion '{}' is reference-free; `reference_model` is not loaded.",
-                criterion.name,
-            )
-        return None
-    if config.reference_model is None:
-        raise PreferenceConfigError(
-            f"Criterion '{criterion.name}' needs a reference model, but `reference_model` is "
-            "null. Set `reference_model.name` to a model card (e.g. the policy's), or "
-            "`reference_model.path` and `reference_model.family`."
-        )
-    return context.get_model("reference_model")
 
 
 def validation_dataset(
@@ -158,7 +138,13 @@ def validation_dataset(
     return None
 
 
-def read_options(config: PreferenceFinetuneConfig, budget: int, training: bool) -> ReadOptions:
+def read_options(
+    config: PreferenceFinetuneConfig,
+    budget: int,
+    training: bool,
+    reference: ReferenceTable | None = None,
+) -> ReadOptions:
+    """How a split is read; ``reference``: log-probs to attach to each batch."""
     section: PreferenceDatasetSection = config.dataset
     batching = (
         StaticBatching(section.batch_size)
@@ -177,6 +163,7 @@ def read_options(config: PreferenceFinetuneConfig, budget: int, training: bool) 
         num_accumulate=config.trainer.grad_accumulation.num_batches if training else 1,
         prefetch=section.prefetch,
         seed=config.common.seed,
+        batch_transform=None if reference is None else reference.attach,
     )
 
 

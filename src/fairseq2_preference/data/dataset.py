@@ -11,6 +11,7 @@ and, if it needs to, how a row becomes tokens (:meth:`PreferenceDataset.encoder`
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -57,6 +58,9 @@ class ReadOptions:
     """Batches handed to the unit per optimizer step (gradient accumulation)."""
 
     prefetch: int = 4
+
+    batch_transform: Callable[[PreferenceBatch], PreferenceBatch] | None = None
+    """Applied to every collated batch, e.g. to attach cached reference log-probs."""
 
     sync_mode: SyncMode = SyncMode.UNTIL_FIRST
 
@@ -123,6 +127,9 @@ class PreferenceDataset(ABC):
                 mask_source_tokens=options.mask_source_tokens,
             )
         )
+
+        if options.batch_transform is not None:
+            builder.map(options.batch_transform)
 
         builder.prefetch(options.prefetch)
 
