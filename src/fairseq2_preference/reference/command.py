@@ -14,17 +14,15 @@ from __future__ import annotations
 import json
 
 from fairseq2.logging import log
-from fairseq2.recipe.base import Recipe, RecipeContext
-from fairseq2.recipe.composition import register_dataset, register_reference_model
-from fairseq2.runtime.dependency import DependencyContainer
+from fairseq2.recipe.base import RecipeContext
 from fairseq2.task import Task
 from typing_extensions import override
 
 from fairseq2_preference.config import PreferenceFinetuneConfig
-from fairseq2_preference.data import JsonlDataset, ReadOptions, register_dataset_families
+from fairseq2_preference.data import PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.io import atomic_write_text
-from fairseq2_preference.recipe import read_options, validation_dataset
+from fairseq2_preference.recipe import PreferenceFinetuneRecipe, read_options, validation_dataset
 from fairseq2_preference.reference.fill import SplitEntry, autocast_dtype, fill
 from fairseq2_preference.reference.setup import complete_keys, reference_cache, split_entries
 from fairseq2_preference.reference.store import ReferenceCache
@@ -32,12 +30,8 @@ from fairseq2_preference.reference.store import ReferenceCache
 SUMMARY = "reference_logps.json"
 
 
-class ReferenceLogpsRecipe(Recipe):
-    @override
-    def register(self, container: DependencyContainer) -> None:
-        register_dataset_families(container)
-        register_reference_model(container, "reference_model")
-        register_dataset(container, "valid_dataset")
+class ReferenceLogpsRecipe(PreferenceFinetuneRecipe):
+    """The training recipe's config and components; a forward-only task."""
 
     @override
     def create_task(self, context: RecipeContext) -> Task:
@@ -48,7 +42,7 @@ class ReferenceLogpsRecipe(Recipe):
                 "with. Set `reference_model.name` (or `path` and `family`)."
             )
         section = config.dataset
-        dataset = context.get_dataset_as(JsonlDataset)
+        dataset = context.get_dataset_as(PreferenceDataset)  # type: ignore[type-abstract]
         splits = {"train": (dataset, section.train_split)}
         valid = validation_dataset(context, config, dataset)
         if valid is not None and section.valid_split is not None:
@@ -58,11 +52,6 @@ class ReferenceLogpsRecipe(Recipe):
         budget = section.max_num_valid_tokens or section.max_num_tokens
         options = read_options(config, budget, training=False)
         return ReferenceLogpsTask(context, config, cache, entries, options)
-
-    @property
-    @override
-    def config_kls(self) -> type[object]:
-        return PreferenceFinetuneConfig
 
 
 class ReferenceLogpsTask(Task):

@@ -25,7 +25,7 @@ from fairseq2.recipe.config import TrainerSection
 from fairseq2.utils.progress import ProgressReporter
 from torch.nn import Module
 
-from fairseq2_preference.data import JsonlDataset, ReadOptions
+from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
 from fairseq2_preference.reference.store import ReferenceCache, new_nonce
 from fairseq2_preference.reference.table import ReferenceTable
 from fairseq2_preference.units import sequence_logps
@@ -39,7 +39,7 @@ class SplitEntry:
 
     role: str
     """``train`` or ``valid``."""
-    dataset: JsonlDataset
+    dataset: PreferenceDataset
     split: str
     key: str
     description: dict[str, Any]
@@ -145,9 +145,13 @@ def _log_progress(what: str, done: int, total: int, elapsed: float) -> None:
 
 
 def _count_rows(entry: SplitEntry) -> int:
-    """Non-blank lines of the split: the progress total (filtered examples are not known yet)."""
+    """The split's rows: the progress total (filtered examples are not known yet)."""
+    dataset = entry.dataset
+    if not isinstance(dataset, JsonlDataset):
+        splits = getattr(dataset, "splits", {})
+        return sum(len(data) for data in splits.values()) if len(splits) == 1 else 0
     count = 0
-    for file in entry.dataset.source.files(entry.split):
+    for file in dataset.source.files(entry.split):
         with file.open("rb") as f:
             count += sum(1 for line in f if line.strip())
     return count

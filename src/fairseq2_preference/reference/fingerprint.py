@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,8 @@ import torch
 from fairseq2.assets import AssetStore, get_asset_download_manager
 from fairseq2.recipe.config import ReferenceModelSection, TokenizerSection
 
+from fairseq2_preference.data import HfPreferenceDataset, JsonlDataset, PreferenceDataset
+from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.reference.store import FORMAT, file_sha256
 
@@ -125,14 +127,29 @@ def tokenizer_description(
     return {**meta, "config_overrides": section.config_overrides, "files": files}
 
 
-def data_description(
-    files: Sequence[Path], fields: Iterable[str], memo: DigestMemo
-) -> dict[str, Any]:
-    """The split's files by name (rows without an id are named after their file) and content."""
-    return {
-        "fields": list(fields),
-        "files": sorted([file.name, memo.digest(file)] for file in files),
-    }
+def data_description(dataset: PreferenceDataset, split: str, memo: DigestMemo) -> dict[str, Any]:
+    """The split's content: its jsonl files by name (rows without an id are named
+    after their file), or the Arrow files ``datasets`` loaded an ``hf_preference``
+    split into, plus the columns read."""
+    if isinstance(dataset, JsonlDataset):
+        files = dataset.source.files(split)
+        extra: dict[str, Any] = {"fields": list(dataset.schema.fields)}
+    elif isinstance(dataset, HfPreferenceDataset):
+        name = next(iter(dataset.splits)) if dataset.single_file else split
+        files = [Path(f["filename"]) for f in dataset.splits[name].cache_files]
+        extra = {"split": name, "fields": dataclasses.asdict(dataset.fields)}
+        if not files:
+            raise PreferenceConfigError(
+                f"The {split} split of {dataset.location} is held in memory, not in Arrow "
+                "files, so its content cannot be fingerprinted for the reference cache; "
+                "set `reference_model.cache: off`."
+            )
+    else:
+        raise PreferenceConfigError(
+            f"`reference_model.cache` supports jsonl (generic_*) and hf_preference datasets, "
+            f"not {type(dataset).__name__}; set `reference_model.cache: off`."
+        )
+    return {**extra, "files": sorted([file.name, memo.digest(file)] for file in files)}
 
 
 def cache_key(

@@ -26,7 +26,7 @@ from torch.nn import Module
 
 from fairseq2_preference.config import PreferenceFinetuneConfig, resolve_reference_dtype
 from fairseq2_preference.criteria import PreferenceCriterion
-from fairseq2_preference.data import JsonlDataset, ReadOptions
+from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.reference.fill import SplitEntry, autocast_dtype, fill
 from fairseq2_preference.reference.fingerprint import (
@@ -63,7 +63,7 @@ def reference_cache(config: PreferenceFinetuneConfig) -> ReferenceCache:
 def split_entries(
     context: RecipeContext,
     config: PreferenceFinetuneConfig,
-    splits: Mapping[str, tuple[JsonlDataset, str]],
+    splits: Mapping[str, tuple[PreferenceDataset, str]],
     cache: ReferenceCache,
 ) -> list[SplitEntry]:
     """The cache keys of ``splits`` (role → dataset, split); computed on rank 0, shared."""
@@ -85,9 +85,8 @@ def split_entries(
         autocast = autocast_dtype(config.trainer, context.gangs.root.size)
         keys = {}
         for role, (dataset, split) in splits.items():
-            files = dataset.source.files(split)
             keys[role] = cache_key(
-                data=data_description(files, dataset.schema.fields, memo),
+                data=data_description(dataset, split, memo),
                 reference=reference,
                 tokenizer=tokenizer,
                 encoding=encoding,
@@ -116,7 +115,7 @@ def prepare_reference(
     context: RecipeContext,
     config: PreferenceFinetuneConfig,
     criterion: PreferenceCriterion,
-    splits: Mapping[str, tuple[JsonlDataset, str]],
+    splits: Mapping[str, tuple[PreferenceDataset, str]],
     options: ReadOptions,
 ) -> ReferenceSource:
     """The reference log-probs of this run (see the module docstring)."""
@@ -182,15 +181,17 @@ def prepare_reference(
 
 
 def row_scores(
-    criterion: PreferenceCriterion, splits: Mapping[str, tuple[JsonlDataset, str]]
+    criterion: PreferenceCriterion, splits: Mapping[str, tuple[PreferenceDataset, str]]
 ) -> dict[str, ReferenceTable]:
     tables = {}
     for role, (dataset, split) in splits.items():
-        table = read_row_scores(dataset.source.files(split), dataset.schema)
+        table = None
+        if isinstance(dataset, JsonlDataset):
+            table = read_row_scores(dataset.source.files(split), dataset.schema)
         if table is None:
             raise PreferenceConfigError(
                 f"Criterion '{criterion.name}' needs a reference model, but `reference_model` is "
-                f"null and the {role} data at {dataset.source.path} carries no "
+                f"null and the {role} data at {dataset.location} carries no "
                 f"{' / '.join(SCORE_FIELDS)}. Set `reference_model.name` to a model card (e.g. "
                 "the policy's), or `reference_model.path` and `reference_model.family`."
             )
