@@ -24,3 +24,11 @@ def tokenizer(tiny_assets: Path):  # type: ignore[no-untyped-def]
     from fairseq2.models.llama import LLaMATokenizerConfig, load_llama_tokenizer
 
     return load_llama_tokenizer(tiny_assets / "tokenizer", LLaMATokenizerConfig(impl="hg"))
+
+
+@pytest.fixture(scope="session")
+def hf_llama(tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny Llama in the Hugging Face layout (safetensors shards, tokenizer files)."""
+    from hf_llama import build_hf_llama
+
+    return build_hf_llama(tiny_assets / "tokenizer", tmp_path_factory.mktemp("hf") / "llama")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -16,15 +15,9 @@ from fairseq2_preference.checkpoints import (
 )
 from fairseq2_preference.errors import PreferenceConfigError
 
-from helpers import read_metrics, regime, train
-from hf_llama import build_hf_llama, build_meta_llama
+from hf_llama import build_meta_llama
 
 IDS = torch.tensor([[0, 17, 250, 33, 301, 98, 7, 5], [0, 300, 12, 44, 45, 46, 2, 2]])
-
-
-@pytest.fixture(scope="session")
-def hf_llama(tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_hf_llama(tiny_assets / "tokenizer", tmp_path_factory.mktemp("hf") / "llama")
 
 
 @pytest.fixture(scope="session")
@@ -131,25 +124,3 @@ def test_unsupported_config_json_is_named(key: str, value: object, message: str)
 def test_a_directory_without_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PreferenceConfigError, match=r"config.json \+ \*.safetensors"):
         read_checkpoint_dir(tmp_path)
-
-
-@pytest.mark.slow
-def test_dpo_trains_from_a_path_with_reference_and_tokenizer_following(
-    hf_llama: Path, tiny_assets: Path, tmp_path: Path
-) -> None:
-    out = tmp_path / "run"
-    rows = train(
-        out,
-        tiny_assets,
-        f"model={{path: {hf_llama}}}",
-        "del:reference_model",
-        "del:tokenizer",
-        *regime(4, 2),
-    )
-    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=1e-5)  # reference == policy
-    assert [row["Step"] for row in rows] == [1, 2, 3, 4]
-    assert rows[-1]["DPO Loss"] != rows[0]["DPO Loss"]  # the policy moved
-    config = (out / "config.yaml").read_text()
-    assert f"path: {hf_llama}" in config and "use_eot: true" in config
-    assert read_metrics(out, "valid")
-    assert json.loads((hf_llama / "config.json").read_text())["intermediate_size"] == 96

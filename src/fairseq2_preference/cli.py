@@ -77,6 +77,12 @@ def _judge_alpaca_eval(argv: list[str]) -> None:
     judge_main(argv)
 
 
+def _export_hf(argv: list[str]) -> None:
+    from fairseq2_preference.export import main as export_main
+
+    export_main(argv)
+
+
 COMMANDS: dict[str, dict[str, Command]] = {
     "lm": {
         "preference_finetune": Command(
@@ -98,6 +104,10 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "judge_alpaca_eval": Command(
             "judge an existing model_outputs.json and add a results-table row",
             run=_judge_alpaca_eval,
+        ),
+        "export_hf": Command(
+            "export a run's checkpoint (the last, or --step N) in the Hugging Face format",
+            run=_export_hf,
         ),
     },
 }

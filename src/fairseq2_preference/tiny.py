@@ -138,7 +138,10 @@ def write_cards(cards: Iterable[dict[str, object]], out_file: Path) -> None:
 
 
 def build_tiny_assets(
-    out_dir: Path, spec: TinyModelSpec | None = None, corpus: Path | None = None
+    out_dir: Path,
+    spec: TinyModelSpec | None = None,
+    corpus: Path | None = None,
+    rejected_per_prompt: int = 2,
 ) -> Path:
     """Write tokenizer, model, synthetic data and cards under ``out_dir``; return the card dir.
 
@@ -149,7 +152,7 @@ def build_tiny_assets(
     spec = spec or TinyModelSpec()
     out_dir = out_dir.resolve()
 
-    splits = color_task_rows(seed=spec.seed)
+    splits = color_task_rows(seed=spec.seed, rejected_per_prompt=rejected_per_prompt)
     write_jsonl_splits(splits, out_dir / "data" / "preference")
     write_jsonl_splits(instruction_rows(splits), out_dir / "data" / "instruction")
 
@@ -182,8 +185,16 @@ def main() -> None:
     parser.add_argument(
         "--corpus", type=Path, help="jsonl data whose text the tokenizer learns too"
     )
+    parser.add_argument(
+        "--rejected-per-prompt",
+        type=int,
+        default=2,
+        help="rejected colours per (prompt, trait): 7 gives 2,688 pairs (default 2: 768)",
+    )
     args = parser.parse_args()
-    card_dir = build_tiny_assets(args.out_dir, corpus=args.corpus)
+    card_dir = build_tiny_assets(
+        args.out_dir, corpus=args.corpus, rejected_per_prompt=args.rejected_per_prompt
+    )
     print(f"Tiny assets written; add `common.assets.extra_paths: [{card_dir}]` to a config.")
 
 

@@ -1,0 +1,167 @@
+"""``fairseq2 lm export_hf RUN_DIR OUT [--step N]``: a run's checkpoint as a Hugging Face model.
+
+fairseq2's Llama converter does the weights (key names, rotary permutation) and
+most of ``config.json``; this command fixes what it gets wrong or leaves out
+(notes on fairseq2 0.8.1, §10): ``intermediate_size`` is read from the weights
+instead of assuming ``ffn_inner_dim = 4·model_dim``; ``bos/eos/pad_token_id``
+are the ids of the tokenizer the run trained with instead of Llama 3's
+128000/128001; the tokenizer files and a ``generation_config.json`` (stopping
+at the end of a turn) are written next to the weights. The result loads with
+``transformers.AutoModelForCausalLM.from_pretrained(OUT)`` and, for vLLM or
+AlpacaEval, ``AutoTokenizer.from_pretrained(OUT)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fairseq2_preference.errors import PreferenceConfigError
+
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+)
+END_TOKENS = ("<|end_of_text|>", "<|eot_id|>", "<|eom_id|>")
+
+
+def export_checkpoint(run_dir: Path, out_dir: Path, step: int | None = None) -> Path:
+    """Write checkpoint ``step`` (default: the last) of ``run_dir`` to ``out_dir``."""
+    import torch
+    from fairseq2 import init_fairseq2
+    from fairseq2.assets import AssetStore
+    from fairseq2.models.hg import HuggingFaceConfig, save_hugging_face_model
+    from fairseq2.models.llama import get_llama_model_hub
+    from fairseq2.models.llama.interop import _LLaMAHuggingFaceConverter
+
+    out_dir = out_dir.resolve()
+    if out_dir.exists():
+        raise PreferenceConfigError(f"{out_dir} exists; choose a new output directory.")
+    run_config = _run_config(run_dir)
+    checkpoints = run_dir / "checkpoints"
+    resolver = init_fairseq2(extras=lambda c: _register_assets(c, checkpoints, run_config))
+    store = resolver.resolve(AssetStore)  # type: ignore[type-abstract]
+    name = "last_checkpoint" if step is None else f"checkpoint_step_{step}"
+    if store.maybe_retrieve_card(name) is None:
+        steps = sorted(p.name for p in checkpoints.glob("step_*")) if checkpoints.is_dir() else []
+        raise PreferenceConfigError(
+            f"{checkpoints} has no checkpoint {'' if step is None else f'at step {step} '}"
+            f"to export (found: {', '.join(steps) or 'none'}). Pass --step with one of them."
+        )
+    hub = get_llama_model_hub()
+    card = store.retrieve_card(name)
+    if card.field("model_family").as_(str) != "llama":
+        raise PreferenceConfigError("Only Llama models export to the Hugging Face format here.")
+    config = hub.get_model_config(card)
+    model = hub.load_model(card, device=torch.device("cpu"), dtype=torch.float32)
+    converter = _LLaMAHuggingFaceConverter()
+    hg_config = converter.to_hg_config(config)
+    state = converter.to_hg_state_dict(dict(model.state_dict()), config)
+    tokenizer_dir, vocab = _tokenizer(resolver, store, run_config["tokenizer"])
+    gate = state["model.layers.0.mlp.gate_proj.weight"]
+    assert isinstance(gate, torch.Tensor)
+    fixed = {
+        "intermediate_size": int(gate.shape[0]),
+        "bos_token_id": vocab.bos_idx,
+        "eos_token_id": vocab.eos_idx,
+        "pad_token_id": vocab.pad_idx,
+    }
+    hg_config = HuggingFaceConfig({**hg_config.data, **fixed}, hg_config.kls_name, hg_config.arch)
+
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+        staging = Path(tmp) / "hf"
+        save_hugging_face_model(staging, state, hg_config)
+        copied = _copy_tokenizer_files(tokenizer_dir, staging)
+        _write_generation_config(staging, vocab, copied)
+        staging.rename(out_dir)
+    return out_dir
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    file = run_dir / "config.yaml"
+    if not file.is_file():
+        raise PreferenceConfigError(
+            f"{run_dir} is not a training run directory (no config.yaml): pass the OUTPUT_DIR "
+            "of `fairseq2 lm preference_finetune` or `instruction_finetune`."
+        )
+    config = yaml.safe_load(file.read_text(encoding="utf-8"))
+    return config if isinstance(config, dict) else {}
+
+
+def _register_assets(container: Any, checkpoints: Path, run_config: dict[str, Any]) -> None:
+    from fairseq2.composition import register_checkpoint_models, register_file_assets
+
+    register_checkpoint_models(container, checkpoints)
+    assets = (run_config.get("common") or {}).get("assets") or {}
+    for path in assets.get("extra_paths") or []:
+        register_file_assets(container, Path(path))
+
+
+def _tokenizer(resolver: Any, store: Any, section: dict[str, Any]) -> tuple[Path, Any]:
+    """The directory of the run's tokenizer and its vocabulary as the run encoded it."""
+    from fairseq2.assets import AssetDownloadManager
+    from fairseq2.models.llama import LLaMATokenizerConfig, get_llama_tokenizer_hub
+
+    hub = get_llama_tokenizer_hub()
+    overrides = section.get("config_overrides") or {}
+    if section.get("path"):
+        path = Path(section["path"])
+        config = LLaMATokenizerConfig(**overrides)
+        tokenizer = hub.load_custom_tokenizer(path, config)
+    else:
+        card = store.retrieve_card(section["name"])
+        config = dataclasses.replace(hub.get_tokenizer_config(card), **overrides)
+        tokenizer = hub.load_tokenizer(card, config=config)
+        uri = card.field("tokenizer").as_uri()
+        path = resolver.resolve(AssetDownloadManager).download_tokenizer(uri, card.name)
+    return (path if path.is_dir() else path.parent), tokenizer.vocab_info
+
+
+def _copy_tokenizer_files(source: Path, target: Path) -> dict[str, int]:
+    """Copy the Hugging Face tokenizer files; return the ids of Llama 3's end tokens."""
+    import json
+
+    for name in TOKENIZER_FILES:
+        if (source / name).is_file():
+            shutil.copy2(source / name, target / name)
+    if not (target / "tokenizer.json").is_file():
+        raise PreferenceConfigError(
+            f"{source} has no tokenizer.json: only Hugging Face tokenizers are exported. "
+            "Copy a tokenizer.json of the same vocabulary into the export yourself."
+        )
+    added = json.loads((target / "tokenizer.json").read_text(encoding="utf-8"))["added_tokens"]
+    return {t["content"]: int(t["id"]) for t in added if t["content"] in END_TOKENS}
+
+
+def _write_generation_config(target: Path, vocab: Any, end_tokens: dict[str, int]) -> None:
+    """Stop at the trained EOS and at any other Llama 3 end token, as Meta's configs do."""
+    from transformers import GenerationConfig
+
+    eos = [vocab.eos_idx, *sorted(i for i in end_tokens.values() if i != vocab.eos_idx)]
+    GenerationConfig(  # type: ignore[no-untyped-call]
+        bos_token_id=vocab.bos_idx,
+        eos_token_id=eos if len(eos) > 1 else eos[0],
+        pad_token_id=vocab.pad_idx,
+    ).save_pretrained(str(target))
+
+
+def main(argv: Sequence[str]) -> None:
+    parser = argparse.ArgumentParser(
+        prog="fairseq2 lm export_hf", description=__doc__.split("\n\n")[0].split(": ", 1)[1]
+    )
+    parser.add_argument("run_dir", type=Path, help="a training run's OUTPUT_DIR")
+    parser.add_argument("out_dir", type=Path, help="where to write the Hugging Face model")
+    parser.add_argument("--step", type=int, help="the checkpoint step (default: the last)")
+    args = parser.parse_args(list(argv))
+    out = export_checkpoint(args.run_dir, args.out_dir, args.step)
+    print(f"Exported to {out}: load it with transformers.AutoModelForCausalLM.from_pretrained.")

@@ -1,0 +1,100 @@
+"""Weights in by path, a few DPO steps, weights out: ``fairseq2 lm export_hf``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from helpers import FAIRSEQ2, read_metrics, regime, run_cli, train
+
+pytestmark = pytest.mark.slow
+
+IDS = torch.tensor([[0, 17, 250, 33, 301, 98, 7, 5], [0, 300, 12, 44, 45, 46, 2, 2]])
+
+
+@pytest.fixture(scope="module")
+def run(hf_llama: Path, tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """DPO from the Hugging Face directory, reference and tokenizer left to follow it."""
+    out = tmp_path_factory.mktemp("run") / "dpo"
+    train(
+        out,
+        tiny_assets,
+        f"model={{path: {hf_llama}}}",
+        "del:reference_model",
+        "del:tokenizer",
+        *regime(4, 2),
+        "regime.keep_last_n_checkpoints=2",
+    )
+    return out
+
+
+def fairseq2_logits(run: Path, step: int) -> torch.Tensor:
+    """The trained model as fairseq2 holds it: the config it recorded, the weights it saved."""
+    import yaml
+    from fairseq2.models.llama import create_llama_model
+    from fairseq2.nn import BatchLayout
+
+    from fairseq2_preference.checkpoints import llama_config
+
+    card = yaml.safe_load((run / "checkpoints" / "model.yaml").read_text())
+    model = create_llama_model(llama_config(card["model_config"]))
+    file = run / "checkpoints" / f"step_{step}" / "model" / "pp_00" / "tp_00" / "sdp_00.pt"
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    model.load_state_dict(state.get("model", state))
+    model.eval()
+    with torch.no_grad():
+        return model(IDS, BatchLayout.of(IDS))  # type: ignore[no-any-return]
+
+
+def export(run: Path, out: Path, *args: str) -> None:
+    result = run_cli([str(FAIRSEQ2), "lm", "export_hf", str(run), str(out), *args])
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_training_from_a_path_starts_at_ln2_with_everything_following(run: Path) -> None:
+    rows = read_metrics(run, "train")
+    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=1e-5)  # reference == policy
+    assert [row["Step"] for row in rows] == [1, 2, 3, 4]
+    config = (run / "config.yaml").read_text()
+    assert config.count("family: llama") >= 3 and "use_eot: true" in config
+
+
+def test_export_loads_in_transformers_with_fairseq2s_logits(run: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path / "hf"
+    export(run, out)
+    config = json.loads((out / "config.json").read_text())
+    assert config["intermediate_size"] == 96  # fairseq2's own exporter writes 176
+    assert (config["bos_token_id"], config["eos_token_id"], config["pad_token_id"]) == (0, 5, 2)
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert generation["eos_token_id"] == [5, 1]  # <|eot_id|>, then <|end_of_text|>
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    assert tokenizer.apply_chat_template([{"role": "user", "content": "hi"}], tokenize=False)
+
+    model = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(IDS).logits
+    torch.testing.assert_close(logits, fairseq2_logits(run, 4), atol=1e-5, rtol=0)
+
+
+def test_export_of_an_earlier_step(run: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    export(run, tmp_path / "step2", "--step", "2")
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "step2"), dtype=torch.float32)
+    with torch.no_grad():
+        logits = model(IDS).logits
+    torch.testing.assert_close(logits, fairseq2_logits(run, 2), atol=1e-5, rtol=0)
+    assert not torch.allclose(logits, fairseq2_logits(run, 4))
+
+
+def test_missing_step_is_a_clear_error(run: Path, tmp_path: Path) -> None:
+    result = run_cli(
+        [str(FAIRSEQ2), "lm", "export_hf", str(run), str(tmp_path / "x"), "--step", "3"]
+    )
+    assert result.returncode == 2
+    assert "no checkpoint at step 3" in result.stderr and "step_2, step_4" in result.stderr
