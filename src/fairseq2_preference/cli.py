@@ -28,6 +28,7 @@ from pathlib import Path
 from fairseq2.recipe.base import Recipe
 
 from fairseq2_preference.errors import PreferenceConfigError, describe
+from fairseq2_preference.log_masking import install_log_masking
 
 
 @dataclass(frozen=True)
@@ -131,6 +132,7 @@ def usage(group: str | None = None) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    install_log_masking()
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
         print(usage())

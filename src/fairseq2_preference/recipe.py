@@ -37,6 +37,7 @@ from fairseq2_preference.data import (
 )
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.finite_guard import guard_training
+from fairseq2_preference.log_masking import install_log_masking
 from fairseq2_preference.metrics import register_metric_descriptors
 from fairseq2_preference.reference.setup import prepare_reference
 from fairseq2_preference.reference.table import ReferenceTable
@@ -54,6 +55,7 @@ class PreferenceFinetuneRecipe(Recipe):
 
     @override
     def register(self, container: DependencyContainer) -> None:
+        install_log_masking()  # also when run through `fairseq2.recipe.run()`
         register_dataset_families(container)
         register_reference_model(container, "reference_model")
         register_user_assets(container)
