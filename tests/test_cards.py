@@ -9,12 +9,11 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fairseq2_preference.checkpoints import read_checkpoint_dir
 
-from helpers import FAIRSEQ2, TINY_CONFIG, read_metrics, regime, run_cli
-from hf_llama import build_hf_llama, populate_hub_cache
+from helpers import FAIRSEQ2, REPO, read_metrics, run_cli
+from hf_llama import populate_hub_cache
 
 SHOW_CARDS = """
 import json, sys
@@ -69,47 +68,61 @@ def test_every_stock_llama3_name_gets_a_hub_checkpoint(tmp_path: Path) -> None:
     assert cards["qwen25_7b_instruct"].startswith("hg://")  # fairseq2's own Qwen cards
 
 
+def documented_8b_run(out: Path, tiny_assets: Path, *overrides: str) -> list[str]:
+    """The README's 8B DPO command, on the tiny synthetic data, for two steps."""
+    return [
+        "lm",
+        "preference_finetune",
+        str(out),
+        "--config-file",
+        str(REPO / "example_configurations" / "llama3_1_8b_instruct_dpo.yaml"),
+        "--no-rich",
+        "--config",
+        f"common.assets.extra_paths=[{tiny_assets / 'cards'}]",
+        "dataset.name=tiny_preference",
+        "regime.num_steps=2",
+        "regime.checkpoint_every_n_steps=2",
+        "regime.validate_every_n_steps=2",
+        "regime.publish_metrics_every_n_steps=1",
+        *overrides,
+    ]
+
+
 @pytest.mark.slow
-def test_hg_card_trains_from_a_populated_hub_cache_offline(
-    tiny_assets: Path, tmp_path: Path
+def test_documented_8b_config_trains_from_the_hub_cache_offline(
+    hf_llama: Path, tiny_assets: Path, tmp_path: Path
 ) -> None:
-    """fairseq2's real hub download path (snapshot_download), with no network."""
-    checkpoint = build_hf_llama(tiny_assets / "tokenizer", tmp_path / "llama")
+    """The packaged card of `llama3_1_8b_instruct` through fairseq2's real hub code
+    (snapshot_download) with no network: the tiny checkpoint stands in for Meta's
+    repository in a pre-populated cache, and `config_overrides` shrink the 8B
+    architecture to it."""
     hf_home = tmp_path / "hf_home"
-    populate_hub_cache(hf_home, "tiny-org/tiny-llama", checkpoint)
-    described = read_checkpoint_dir(checkpoint)
-    card = {
-        "name": "tiny_hub",
-        "model_family": "llama",
-        "model_config": described.model_config,
-        "checkpoint": "hg://tiny-org/tiny-llama",
-        "tokenizer": "hg://tiny-org/tiny-llama",
-        "tokenizer_family": "llama",
-        "tokenizer_config": described.tokenizer_config,
-    }
-    (tmp_path / "cards").mkdir()
-    (tmp_path / "cards" / "tiny_hub.yaml").write_text(yaml.safe_dump(card))
+    populate_hub_cache(hf_home, "meta-llama/Llama-3.1-8B-Instruct", hf_llama)
+    tiny = json.dumps(read_checkpoint_dir(hf_llama).model_config)
     out = tmp_path / "run"
     env = {**extension_env(tmp_path), "HF_HOME": str(hf_home), "HF_HUB_OFFLINE": "1"}
-    result = run_cli(
-        [
-            str(FAIRSEQ2),
-            "lm",
-            "preference_finetune",
-            str(out),
-            "--config-file",
-            str(TINY_CONFIG),
-            "--no-rich",
-            "--config",
-            f"common.assets.extra_paths=[{tiny_assets / 'cards'}, {tmp_path / 'cards'}]",
-            "model.name=tiny_hub",
-            "reference_model.name=tiny_hub",
-            "tokenizer.name=tiny_hub",
-            *regime(2, 2),
-        ],
-        env=env,
+    args = documented_8b_run(
+        out,
+        tiny_assets,
+        f"model.config_overrides={tiny}",
+        f"reference_model.config_overrides={tiny}",
     )
+    result = run_cli([str(FAIRSEQ2), *args], env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     rows = read_metrics(out, "train")
-    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=1e-5)
-    assert len(rows) == 2
+    assert [row["Step"] for row in rows] == [1, 2]
+    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=2e-3)  # bf16 policy and reference
+
+
+@pytest.mark.slow
+def test_documented_8b_config_trains_from_a_local_directory(
+    hf_llama: Path, tiny_assets: Path, tmp_path: Path
+) -> None:
+    """`--config model.path=DIR` alone: reference and tokenizer follow the directory."""
+    from fairseq2_preference.cli import main
+
+    out = tmp_path / "run"
+    main([*documented_8b_run(out, tiny_assets, f"model.path={hf_llama}"), "--no-exit-on-error"])
+    rows = read_metrics(out, "train")
+    assert [row["Step"] for row in rows] == [1, 2]
+    assert rows[0]["DPO Loss"] == pytest.approx(0.693147, abs=2e-3)
