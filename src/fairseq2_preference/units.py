@@ -82,8 +82,6 @@ class PreferenceComputer:
         criterion: PreferenceCriterion,
         pairs: bool = True,
     ) -> None:
-        if criterion.needs_reference and reference_model is None:
-            raise ValueError(f"Criterion '{criterion.name}' needs a reference model.")
         check_data_kind(criterion, pairs)
         self.model = model
         self.reference_model = reference_model if criterion.needs_reference else None
@@ -98,9 +96,16 @@ class PreferenceComputer:
         logps, lengths = sequence_logps(self.model, batch)
 
         ref_chosen = ref_rejected = None
-        if self.reference_model is not None:
-            with torch.no_grad():
-                ref_logps, _ = sequence_logps(self.reference_model, batch)
+        if self.criterion.needs_reference:
+            ref_logps = batch.reference_logps
+            if ref_logps is None:
+                if self.reference_model is None:
+                    raise ValueError(
+                        f"Criterion '{self.criterion.name}' needs a reference model or "
+                        "batches that carry `reference_logps`."
+                    )
+                with torch.no_grad():
+                    ref_logps, _ = sequence_logps(self.reference_model, batch)
             ref_chosen, ref_rejected = ref_logps[:num_pairs], ref_logps[num_pairs:]
 
         seq_logps = SequenceLogps(
