@@ -7,7 +7,8 @@ A thin command line over ``fairseq2_preference.data_prep.hf_preference``; see
 ``--help`` and datasets/DATASETS.md.
 """
 
+from fairseq2_preference.data_prep.arguments import run_script
 from fairseq2_preference.data_prep.hf_preference import main
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

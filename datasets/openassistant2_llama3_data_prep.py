@@ -6,7 +6,8 @@ A thin command line over ``fairseq2_preference.data_prep.oasst``; run with
 ``--help`` for every option. See datasets/DATASETS.md.
 """
 
+from fairseq2_preference.data_prep.arguments import run_script
 from fairseq2_preference.data_prep.oasst import main
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

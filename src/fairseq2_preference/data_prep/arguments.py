@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from fairseq2_preference.data_prep.formatting import make_formatter
 from fairseq2_preference.data_prep.writer import PrepRequest
+from fairseq2_preference.errors import PreferenceConfigError
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default_name: str) -> None:
@@ -51,3 +53,13 @@ def prep_request(
         exclude_prompts=args.exclude_prompts,
         force=args.force,
     )
+
+
+def run_script(main: Callable[[], object]) -> None:
+    """Run a preparation script's ``main``; a user error (a missing source, an
+    unreachable hub) ends it with one paragraph and status 2, not a traceback."""
+    try:
+        main()
+    except (PreferenceConfigError, FileNotFoundError) as ex:
+        print(f"{sys.argv[0]}: error: {ex}", file=sys.stderr)
+        sys.exit(2)

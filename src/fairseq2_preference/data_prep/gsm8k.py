@@ -33,6 +33,7 @@ from fairseq2_preference.generation import (
     init_assets,
     load,
 )
+from fairseq2_preference.offline import from_hub
 
 HUB_DATASET = "openai/gsm8k"
 
@@ -69,7 +70,11 @@ def load_problems(source: str | None, split: str, limit: int | None) -> list[dic
     if source is None:
         import datasets
 
-        rows = datasets.load_dataset(HUB_DATASET, "main", split=split)  # type: ignore[attr-defined]
+        with from_hub(
+            f"The {HUB_DATASET} dataset",
+            "Pass a local jsonl of {question, answer} rows with --source.",
+        ):
+            rows = datasets.load_dataset(HUB_DATASET, "main", split=split)  # type: ignore[attr-defined]
         problems = [{"question": r["question"], "answer": r["answer"]} for r in rows]
     else:
         lines = Path(source).read_text(encoding="utf-8").splitlines()

@@ -29,6 +29,7 @@ from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_r
 from fairseq2_preference.data_prep.examples import Example, Turn, check_turns
 from fairseq2_preference.data_prep.hygiene import normalize_prompt
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
+from fairseq2_preference.offline import from_hub
 
 ROLES = {
     "user": "user", "human": "user", "prompter": "user",
@@ -137,7 +138,13 @@ def load_hf_dataset(source: str, config: str | None = None, split: str | None = 
         builder = "parquet" if path.suffix == ".parquet" else "json"
         split = None if split is None else "train"
         return datasets.load_dataset(builder, data_files=str(path), split=split)  # type: ignore[attr-defined]
-    return datasets.load_dataset(str(path) if path.is_dir() else source, config, split=split)  # type: ignore[attr-defined]
+    if path.is_dir():
+        return datasets.load_dataset(str(path), config, split=split)  # type: ignore[attr-defined]
+    with from_hub(
+        f"Dataset {source!r} (not a local file or directory)",
+        "Point to local .jsonl/.parquet files or a dataset directory instead.",
+    ):
+        return datasets.load_dataset(source, config, split=split)  # type: ignore[attr-defined]
 
 
 def load_rows(source: str, split: str, config: str | None = None) -> Iterator[Mapping[str, Any]]:

@@ -42,6 +42,7 @@ from typing import Any, Literal
 from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
+from fairseq2_preference.offline import from_hub
 
 HUB_DATASET = "OpenAssistant/oasst2"
 
@@ -104,7 +105,12 @@ def load_messages(source: str | Path | None = None) -> list[Message]:
 def _hub_rows() -> Iterator[tuple[str, Mapping[str, Any]]]:
     import datasets
 
-    splits = datasets.load_dataset(HUB_DATASET)  # type: ignore[attr-defined]
+    with from_hub(
+        f"The {HUB_DATASET} dataset",
+        "Download its files (data/*.parquet, or the 2023-11-05 *.messages.jsonl.gz export) "
+        "where the hub is reachable and pass them with --source DIR_OR_FILE.",
+    ):
+        splits = datasets.load_dataset(HUB_DATASET)  # type: ignore[attr-defined]
     for split, rows in splits.items():
         for i, row in enumerate(rows):
             yield f"{HUB_DATASET} [{split}] row {i}", row

@@ -11,12 +11,21 @@ import json
 from pathlib import Path
 from typing import Any
 
+from fairseq2_preference.offline import from_hub
+
 HUB_REPO = "tatsu-lab/alpaca_eval"
 INSTRUCTIONS_FILE = "alpaca_eval.json"
 REFERENCE_FILE = "alpaca_eval_gpt4_baseline.json"
 """GPT-4 Turbo outputs, the AlpacaEval 2 baseline."""
 
 FULL_SET_SIZE = 805
+
+LOCAL_ALTERNATIVES = {
+    INSTRUCTIONS_FILE: "Give a local copy with "
+    "`--config alpaca_eval.instructions=<alpaca_eval.json>`.",
+    REFERENCE_FILE: "Give a local copy with --reference_outputs <alpaca_eval_gpt4_baseline.json> "
+    "(in `lm alpaca_eval`: `--config judge.reference_outputs=<file>`).",
+}
 
 
 def hub_file(filename: str) -> Path:
@@ -27,7 +36,11 @@ def hub_file(filename: str) -> Path:
 
 def load_records(path: str | Path | None, default_file: str) -> list[dict[str, Any]]:
     """A JSON list or jsonl of objects with an ``instruction`` string."""
-    file = hub_file(default_file) if path is None else Path(path).expanduser()
+    if path is None:
+        with from_hub(f"AlpacaEval's {default_file}", LOCAL_ALTERNATIVES[default_file]):
+            file = hub_file(default_file)
+    else:
+        file = Path(path).expanduser()
     text = file.read_text(encoding="utf-8")
     records: list[dict[str, Any]]
     if text.lstrip().startswith("["):

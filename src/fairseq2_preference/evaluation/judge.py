@@ -34,6 +34,7 @@ from fairseq2_preference.evaluation.alpaca_data import (
     load_reference_outputs,
 )
 from fairseq2_preference.io import atomic_write_text
+from fairseq2_preference.offline import require_reachable
 
 DEFAULT_ANNOTATOR = "weighted_alpaca_eval_gpt4_turbo"
 
@@ -89,6 +90,13 @@ def judge(model_outputs: Path, output_dir: Path, section: JudgeSection) -> Judge
     outputs = json.loads(model_outputs.read_text(encoding="utf-8"))
     references = _matching_references(outputs, section.reference_outputs, model_outputs)
     _configure_client(section.base_url)
+    require_reachable(
+        os.environ.get("OPENAI_API_BASE") or "https://api.openai.com",
+        f"The judge ({section.annotator})",
+        f"{model_outputs} is kept: judge it later with `fairseq2 lm judge_alpaca_eval "
+        f"{model_outputs}`, or point --base_url (judge.base_url) at a reachable "
+        "OpenAI-compatible server.",
+    )
 
     import alpaca_eval
 
