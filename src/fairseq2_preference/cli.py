@@ -173,8 +173,9 @@ def main(argv: Sequence[str] | None = None) -> None:
             _fail(str(ex), f"fairseq2 {group} {name}")
         if config_file is not None:
             passthrough += ["--config-file", str(config_file)]
-        default_criterion = recipe.config_kls().criterion.name  # type: ignore[attr-defined]
-        passthrough += switch_overrides(passthrough, config_file, default_criterion)
+        criterion = getattr(recipe.config_kls(), "criterion", None)
+        if criterion is not None:
+            passthrough += switch_overrides(passthrough, config_file, criterion.name)
         if ours.no_sweep_dir:
             passthrough += ["--config", "common.no_sweep_dir=true"]
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
