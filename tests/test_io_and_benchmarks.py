@@ -43,3 +43,15 @@ def test_step_benchmark_runs() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["pairs"] == 2 and report["ms_per_step"] > 0 and report["tokens_per_second"] > 0
+
+
+def test_reference_cache_benchmark_runs() -> None:
+    result = run_cli(
+        [sys.executable, str(REPO / "benchmarks" / "reference_cache.py"), "step", "--mode",
+         "cache", "--model_dim", "64", "--num_layers", "1", "--vocab_size", "512", "--pairs",
+         "2", "--seq_len", "32", "--steps", "2", "--warmup", "1"],
+        env={"FAIRSEQ2_DEVICE": "cpu"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["reference_weights_mib"] == 0 and report["ms_per_step"] > 0

@@ -113,6 +113,9 @@ COMMANDS: dict[str, dict[str, Command]] = {
     },
 }
 
+CONFIG_OF = {"preference_reference_logps": "preference_finetune"}
+"""Commands that take another command's config, presets included."""
+
 EXTRA_OPTIONS = """\
 fairseq2-preference options (before fairseq2's own, listed below):
   --preset NAME      start from a packaged preset; a --config-file is applied on top
@@ -156,7 +159,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     ours, passthrough = _parser().parse_known_args(options)
     if ours.list_presets:
-        _print_presets(name)
+        _print_presets(CONFIG_OF.get(name, name))
         return
     if "-h" in passthrough or "--help" in passthrough:
         print(EXTRA_OPTIONS)
@@ -168,7 +171,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         from fairseq2_preference.criterion_switch import switch_overrides
 
         try:
-            config_file = effective_config_file(name, ours.preset, ours.config_file, Path(workdir))
+            config_file = effective_config_file(
+                CONFIG_OF.get(name, name), ours.preset, ours.config_file, Path(workdir)
+            )
         except PreferenceConfigError as ex:
             _fail(str(ex), f"fairseq2 {group} {name}")
         if config_file is not None:
