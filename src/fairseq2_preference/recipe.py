@@ -166,6 +166,7 @@ def read_options(
         prefetch=section.prefetch,
         seed=config.common.seed,
         batch_transform=None if reference is None else reference.attach,
+        training=training,
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from fairseq2.data.data_pipeline import DataPipelineBuilder
 from fairseq2.data.tokenizers import Tokenizer
-from fairseq2.datasets import DataPipelineReader, SyncMode
+from fairseq2.datasets import DataPipelineReader, DataReader, SyncMode
 from fairseq2.gang import Gangs
 from typing_extensions import override
 
@@ -33,6 +33,7 @@ from fairseq2_preference.data.batching import (
 )
 from fairseq2_preference.data.jsonl import RowSchema, read_jsonl_rows
 from fairseq2_preference.data.source import JsonlSource
+from fairseq2_preference.data.usable import CheckedReader, RowStats
 
 
 @dataclass(kw_only=True)
@@ -64,6 +65,10 @@ class ReadOptions:
 
     sync_mode: SyncMode = SyncMode.UNTIL_FIRST
 
+    training: bool = False
+    """Refuse a split that yields no batch, and report identical pairs and
+    repeated ids (see :mod:`fairseq2_preference.data.usable`)."""
+
     seed: int = 2
 
 
@@ -87,7 +92,7 @@ class PreferenceDataset(ABC):
 
     def create_reader(
         self, split: str, tokenizer: Tokenizer, gangs: Gangs, options: ReadOptions
-    ) -> DataPipelineReader[PreferenceBatch]:
+    ) -> DataReader[PreferenceBatch]:
         seed = options.seed
 
         builder = self.read_rows(split)
@@ -97,12 +102,17 @@ class PreferenceDataset(ABC):
 
         builder.shard(gangs.dp.rank, gangs.dp.size, allow_uneven=True)
 
+        stats = RowStats(self.schema.responses)
+        if options.training:
+            builder.map(stats)
+
         seed += 1 + gangs.dp.rank
 
         builder.map(self.encoder(tokenizer, options))
 
         what = f"{self.location} [{split}]"
-        builder.filter(LengthFilter(options.min_seq_len, options.max_seq_len, what))
+        length_filter = LengthFilter(options.min_seq_len, options.max_seq_len, what)
+        builder.filter(length_filter)
 
         batching = options.batching
         if isinstance(batching, LengthBatching):
@@ -133,13 +143,17 @@ class PreferenceDataset(ABC):
 
         builder.prefetch(options.prefetch)
 
-        return DataPipelineReader[PreferenceBatch](
+        reader = DataPipelineReader[PreferenceBatch](
             builder.and_return(),
             gangs,
             num_accumulate=options.num_accumulate,
             sync=True,
             sync_mode=options.sync_mode,
         )
+        if not options.training:
+            return reader
+        rank = f" (rank {gangs.dp.rank} of {gangs.dp.size})" if gangs.dp.size > 1 else ""
+        return CheckedReader(reader, what, stats, length_filter, rank)
 
     def encoder(self, tokenizer: Tokenizer, options: ReadOptions) -> Any:
         """A function from a row to ``{"id", "seqs", "prompt_len", "longest", "numbers"}``:
