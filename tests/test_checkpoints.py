@@ -12,6 +12,7 @@ from fairseq2_preference.checkpoints import (
     hf_llama_config,
     llama_config,
     read_checkpoint_dir,
+    use_checkpoint_chat_template,
 )
 from fairseq2_preference.errors import PreferenceConfigError
 
@@ -124,3 +125,20 @@ def test_unsupported_config_json_is_named(key: str, value: object, message: str)
 def test_a_directory_without_a_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(PreferenceConfigError, match=r"config.json \+ \*.safetensors"):
         read_checkpoint_dir(tmp_path)
+
+
+def test_a_directory_tokenizer_keeps_its_own_chat_template(hf_llama: Path) -> None:
+    """fairseq2's Llama tokenizer installs its built-in template; the directory's wins."""
+    from fairseq2.models.llama import LLaMATokenizerConfig, load_llama_tokenizer
+    from fairseq2.recipe.config import TokenizerSection
+    from transformers import AutoTokenizer
+
+    chat = [{"role": "user", "content": "Describe the red fox."}]
+    expected = AutoTokenizer.from_pretrained(str(hf_llama)).apply_chat_template(
+        chat, tokenize=False
+    )
+    tokenizer = load_llama_tokenizer(hf_llama, LLaMATokenizerConfig(impl="hg", use_eot=True))
+    encoder = tokenizer.create_encoder()
+    assert encoder.apply_chat_template(chat, tokenize=False) != expected  # type: ignore[attr-defined]
+    use_checkpoint_chat_template(tokenizer, TokenizerSection(path=hf_llama, family="llama"))
+    assert encoder.apply_chat_template(chat, tokenize=False) == expected  # type: ignore[attr-defined]

@@ -108,6 +108,22 @@ def follow_policy(
         tokenizer.config_overrides = checkpoint.tokenizer_config
 
 
+def use_checkpoint_chat_template(tokenizer: object, section: TokenizerSection) -> None:
+    """Give a tokenizer loaded from a directory that directory's own chat template.
+
+    fairseq2's Llama tokenizer replaces any template with its built-in Llama 3
+    one; a checkpoint that defines its own (a fine-tuned model, Meta's 3.1+
+    templates with their system header) should render conversations its way.
+    """
+    template = chat_template(Path(section.path)) if section.path is not None else None
+    model = getattr(tokenizer, "_model", None)  # fairseq2's HuggingFaceTokenModel
+    hf_tokenizer = getattr(model, "_tok", None)
+    if template is None or hf_tokenizer is None:
+        return
+    hf_tokenizer.chat_template = template
+    log.info("Conversations use the chat template of {}.", section.path)
+
+
 def _is_default(section: ReferenceModelSection | TokenizerSection | None, name: str) -> bool:
     return section is not None and section.name == name and section.path is None
 

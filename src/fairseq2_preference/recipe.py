@@ -17,6 +17,7 @@ from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
 from typing_extensions import override
 
+from fairseq2_preference.checkpoints import use_checkpoint_chat_template
 from fairseq2_preference.config import (
     InstructionFinetuneConfig,
     PreferenceDatasetSection,
@@ -78,6 +79,7 @@ class PreferenceFinetuneRecipe(Recipe):
         check_data_kind(criterion, pairs)  # before the reference model is loaded
 
         tokenizer = context.get_tokenizer()
+        use_checkpoint_chat_template(tokenizer, config.tokenizer)
         section = config.dataset
         valid_budget = section.max_num_valid_tokens or section.max_num_tokens
 

@@ -18,6 +18,7 @@ from fairseq2.recipe.base import RecipeContext
 from fairseq2.task import Task
 from typing_extensions import override
 
+from fairseq2_preference.checkpoints import use_checkpoint_chat_template
 from fairseq2_preference.config import PreferenceFinetuneConfig
 from fairseq2_preference.data import PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError
@@ -84,11 +85,13 @@ class ReferenceLogpsTask(Task):
                     entry.role,
                 )
         if todo:
+            tokenizer = context.get_tokenizer()
+            use_checkpoint_chat_template(tokenizer, self._config.tokenizer)
             fill(
                 context.get_model("reference_model"),
                 todo,
                 self._cache,
-                tokenizer=context.get_tokenizer(),
+                tokenizer=tokenizer,
                 gangs=gangs,
                 options=self._options,
                 autocast=autocast_dtype(self._config.trainer, gangs.root.size),
