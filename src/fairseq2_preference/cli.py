@@ -66,6 +66,18 @@ def _alpaca_eval() -> Recipe:
     return AlpacaEvalRecipe()
 
 
+def _report_after_training(output_dir: Path) -> None:
+    from fairseq2_preference.run_report import report_after_training
+
+    report_after_training(output_dir)
+
+
+def _plot_runs(argv: list[str]) -> None:
+    from fairseq2_preference.curves import main as plot_main
+
+    plot_main(argv)
+
+
 def _judge_after_generation(output_dir: Path) -> None:
     from fairseq2_preference.evaluation.commands import judge_after_generation
 
@@ -89,9 +101,12 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "preference_finetune": Command(
             "finetune a language model on preference pairs (DPO, SimPO, ORPO, ...)",
             _preference_finetune,
+            after=_report_after_training,
         ),
         "instruction_finetune": Command(
-            "supervised finetuning on instruction data (SFT)", _instruction_finetune
+            "supervised finetuning on instruction data (SFT)",
+            _instruction_finetune,
+            after=_report_after_training,
         ),
         "preference_reference_logps": Command(
             "compute a training config's reference log-probs once, into the cache",
@@ -105,6 +120,10 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "judge_alpaca_eval": Command(
             "judge an existing model_outputs.json and add a results-table row",
             run=_judge_alpaca_eval,
+        ),
+        "plot_runs": Command(
+            "plot loss / reward accuracy / margin curves of one or more runs into a PNG",
+            run=_plot_runs,
         ),
         "export_hf": Command(
             "export a run's checkpoint (the last, or --step N) in the Hugging Face format",
