@@ -3,7 +3,8 @@
 A key covers the data files of the split (content), the reference checkpoint
 (content of every file), its family/architecture/config and dtype, the autocast
 dtype of the forward pass, the tokenizer (content of its files and its config),
-the encode modes, source masking and the length filter. Change any of them and
+the encode modes, source masking, the length filter and the fairseq2 version
+(whose tokenizer code and chat templates encode the data). Change any of them and
 the key changes: the lookup misses instead of returning stale numbers. What
 does not change the numbers (names of cards, paths, the batch size, β, the
 criterion) is left out, so a sweep shares one entry.
@@ -27,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import fairseq2
 import torch
 from fairseq2.assets import AssetStore, get_asset_download_manager
 from fairseq2.recipe.config import ReferenceModelSection, TokenizerSection
@@ -163,6 +165,7 @@ def cache_key(
     """``(key, description)``: the description is stored in the entry's manifest."""
     description = {
         "format": FORMAT,
+        "fairseq2": fairseq2.__version__,  # its tokenizers and chat templates encode the data
         "data": data,
         "reference": reference,
         "autocast": autocast,
