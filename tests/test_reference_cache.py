@@ -185,3 +185,14 @@ def test_reference_scores_from_the_rows(tmp_path: Path) -> None:
 
     plain = [{k: v for k, v in row.items() if not k.startswith("reference")} for row in rows]
     assert read_row_scores([write_jsonl(path, plain)], PREFERENCE_ROW) is None
+
+
+def test_old_configs_with_scores_in_the_data_translate() -> None:
+    """fairseq2 0.4.6: ``criterion_config.reference_model: null`` meant scores in the rows."""
+    from fairseq2_preference.legacy import translate
+
+    raw = {"criterion": "dpo", "criterion_config": {"reference_model": None, "beta": 0.2}}
+    translation = translate(raw, "old.yaml", preference=True)
+    assert translation.config["reference_model"] is None
+    assert translation.config["criterion"]["config"]["beta"] == 0.2
+    assert any("reference_score_chosen" in note for note in translation.notes)
