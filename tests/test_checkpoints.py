@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,7 @@ def test_hf_layout_loads_with_transformers_logits(hf_llama: Path) -> None:
 def test_meta_layout_loads_with_the_same_logits(hf_llama: Path, meta_llama: Path) -> None:
     checkpoint = read_checkpoint_dir(meta_llama)
     assert checkpoint.model_config["tied_embeddings"] is False
+    assert checkpoint.tokenizer_config is None  # no tokenizer.model in this directory
     torch.testing.assert_close(
         fairseq2_logits(meta_llama), transformers_logits(hf_llama), atol=1e-5, rtol=0
     )
@@ -98,6 +100,15 @@ def test_reference_and_tokenizer_follow_the_policy_unless_set(hf_llama: Path) ->
     reference = ReferenceModelSection(name="default")
     follow_policy(named, reference, TokenizerSection(name="default"), "default")
     assert reference.name == "llama3_2_1b_instruct"
+
+
+def test_meta_tokenizer_is_tiktoken_loaded_from_its_file(meta_llama: Path, tmp_path: Path) -> None:
+    meta = tmp_path / "meta"
+    shutil.copytree(meta_llama, meta)
+    (meta / "tokenizer.model").write_text("")
+    checkpoint = read_checkpoint_dir(meta)
+    assert checkpoint.tokenizer_config == {"impl": "tiktoken", "use_eot": True}
+    assert checkpoint.tokenizer_path == meta / "tokenizer.model"
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,15 @@ class LocalCheckpoint:
 
     family: str = "llama"
 
+    @property
+    def tokenizer_path(self) -> Path:
+        """What fairseq2's loader takes: the directory, or Meta's ``tokenizer.model`` file."""
+        return (
+            self.path
+            if self.tokenizer_config is None or self.tokenizer_config["impl"] == "hg"
+            else self.path / "tokenizer.model"
+        )
+
 
 def read_checkpoint_dir(path: Path) -> LocalCheckpoint:
     """Describe the Llama checkpoint in ``path`` (Hugging Face or Meta layout)."""
@@ -92,7 +101,7 @@ def follow_policy(
     if model.family not in (None, "llama") or model.arch is not None:
         return  # the user describes the model; fairseq2 validates it
     checkpoint = read_checkpoint_dir(Path(model.path))
-    model.family = checkpoint.family
+    model.name, model.family = None, checkpoint.family  # no "both name and path" warning
     model.config_overrides = _merged(checkpoint.model_config, model.config_overrides)
     if _is_default(reference, default_name):
         assert reference is not None
@@ -104,7 +113,7 @@ def follow_policy(
                 "{} has no tokenizer files; the tokenizer stays `{}`.", model.path, default_name
             )
             return
-        tokenizer.name, tokenizer.path, tokenizer.family = None, model.path, "llama"
+        tokenizer.name, tokenizer.path, tokenizer.family = None, checkpoint.tokenizer_path, "llama"
         tokenizer.config_overrides = checkpoint.tokenizer_config
 
 
