@@ -24,11 +24,12 @@ from argparse import ArgumentParser
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from fairseq2.recipe.base import Recipe
-
-from fairseq2_preference.errors import PreferenceConfigError, describe
 from fairseq2_preference.log_masking import install_log_masking
+
+if TYPE_CHECKING:  # fairseq2 is imported only once a command runs: `--help` stays fast
+    from fairseq2.recipe.base import Recipe
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if name not in COMMANDS[group]:
         _fail(f"unknown command '{group} {name}'.\n\n{usage(group)}")
     command = COMMANDS[group][name]
+    from fairseq2_preference.errors import PreferenceConfigError
+
     if command.run is not None:
         try:
             command.run(options)
@@ -263,6 +266,8 @@ class _OneParagraphConfigErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         from fairseq2.recipe.error import RecipeConfigParseError
+
+        from fairseq2_preference.errors import describe
 
         error = record.exc_info[1] if record.exc_info else None
         if isinstance(error, RecipeConfigParseError):
