@@ -153,3 +153,13 @@ def test_a_directory_tokenizer_keeps_its_own_chat_template(hf_llama: Path) -> No
     assert encoder.apply_chat_template(chat, tokenize=False) != expected  # type: ignore[attr-defined]
     use_checkpoint_chat_template(tokenizer, TokenizerSection(path=hf_llama, family="llama"))
     assert encoder.apply_chat_template(chat, tokenize=False) == expected  # type: ignore[attr-defined]
+
+
+def test_alpaca_eval_of_a_directory_uses_its_tokenizer(hf_llama: Path) -> None:
+    from fairseq2.recipe.config import ReferenceModelSection
+
+    from fairseq2_preference.evaluation.recipe import AlpacaEvalConfig
+
+    config = AlpacaEvalConfig(model=ReferenceModelSection(path=hf_llama))
+    config.structure(None)  # type: ignore[arg-type]
+    assert (config.model.family, config.tokenizer.path) == ("llama", hf_llama)

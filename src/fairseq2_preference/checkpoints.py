@@ -80,7 +80,7 @@ def read_checkpoint_dir(path: Path) -> LocalCheckpoint:
 
 
 def follow_policy(
-    model: ModelSection,
+    model: ModelSection | ReferenceModelSection,
     reference: ReferenceModelSection | None,
     tokenizer: TokenizerSection,
     default_name: str,

@@ -34,18 +34,22 @@ from fairseq2.recipe.config import (
     GeneratorSection,
     ReferenceModelSection,
     SequenceGeneratorSection,
+    SupportsStructure,
     TokenizerSection,
 )
+from fairseq2.runtime.dependency import DependencyResolver
 from fairseq2.task import Task
 from torch.nn.utils.rnn import pad_sequence
 from typing_extensions import override
 
+from fairseq2_preference.checkpoints import follow_policy
 from fairseq2_preference.data_prep.formatting import PromptFormatter, make_formatter
 from fairseq2_preference.evaluation.alpaca_data import load_instructions
 from fairseq2_preference.evaluation.judge import JudgeSection
 from fairseq2_preference.io import atomic_write_text
 
 MODEL_OUTPUTS = "model_outputs.json"
+DEFAULT_EVAL_MODEL = "llama3_1_8b_instruct"
 
 
 @dataclass(kw_only=True)
@@ -67,15 +71,13 @@ class AlpacaEvalSection:
 
 
 @dataclass(kw_only=True)
-class AlpacaEvalConfig:
+class AlpacaEvalConfig(SupportsStructure):
     model: ReferenceModelSection = field(
-        default_factory=lambda: ReferenceModelSection(
-            name="llama3_1_8b_instruct", dtype=torch.bfloat16
-        )
+        default_factory=lambda: ReferenceModelSection(name=DEFAULT_EVAL_MODEL, dtype=torch.bfloat16)
     )
 
     tokenizer: TokenizerSection = field(
-        default_factory=lambda: TokenizerSection(name="llama3_1_8b_instruct")
+        default_factory=lambda: TokenizerSection(name=DEFAULT_EVAL_MODEL)
     )
 
     gang: GangSection = field(default_factory=lambda: GangSection())
@@ -95,6 +97,12 @@ class AlpacaEvalConfig:
     judge: JudgeSection = field(default_factory=lambda: JudgeSection())
 
     common: CommonSection = field(default_factory=lambda: CommonSection(no_sweep_dir=True))
+
+    @override
+    def structure(self, resolver: DependencyResolver) -> None:
+        """``model.path=/dir`` alone evaluates a Llama directory (e.g. an ``export_hf``
+        output), with its tokenizer unless ``tokenizer`` is set."""
+        follow_policy(self.model, None, self.tokenizer, DEFAULT_EVAL_MODEL)
 
 
 class AlpacaEvalRecipe(Recipe):
