@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fairseq2_preference.log_masking import install_log_masking
+from fairseq2_preference.quiet_logs import install_quiet_logs
 
 if TYPE_CHECKING:  # fairseq2 is imported only once a command runs: `--help` stays fast
     from fairseq2.recipe.base import Recipe
@@ -205,7 +206,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             passthrough += switch_overrides(passthrough, config_file, criterion.name)
         if ours.no_sweep_dir:
             passthrough += ["--config", "common.no_sweep_dir=true"]
+        if not sys.stderr.isatty() and "--no-rich" not in passthrough:
+            passthrough.append("--no-rich")  # piped: plain lines, no wrapping at 80 columns
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
+        install_quiet_logs()
         _run(recipe)
     output_dir = _output_dir(passthrough)
     if command.after is not None and output_dir is not None:

@@ -36,6 +36,7 @@ from fairseq2_preference.data import (
     StaticBatching,
     register_dataset_families,
 )
+from fairseq2_preference.data.size import log_data_size
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.finite_guard import guard_training
 from fairseq2_preference.log_masking import install_log_masking
@@ -95,11 +96,14 @@ class PreferenceFinetuneRecipe(Recipe):
             context.get_data_parallel_model(), reference.model, criterion, pairs
         )
 
+        train_options = read_options(
+            config, section.max_num_tokens, True, reference.tables.get("train")
+        )
+        log_data_size(
+            dataset, section.train_split, train_options, context.gangs.dp.size, config.regime
+        )
         train_reader = dataset.create_reader(
-            section.train_split,
-            tokenizer,
-            context.gangs,
-            read_options(config, section.max_num_tokens, True, reference.tables.get("train")),
+            section.train_split, tokenizer, context.gangs, train_options
         )
 
         valid_units, valid_readers = [], []

@@ -90,6 +90,10 @@ class PreferenceDataset(ABC):
     def location(self) -> str:
         """Where the data is, for messages."""
 
+    def num_examples(self, split: str) -> int | None:
+        """The number of rows of ``split``, if known without reading them."""
+        return None
+
     def create_reader(
         self, split: str, tokenizer: Tokenizer, gangs: Gangs, options: ReadOptions
     ) -> DataReader[PreferenceBatch]:
@@ -196,3 +200,12 @@ class JsonlDataset(PreferenceDataset):
     @override
     def location(self) -> str:
         return str(self.source.path)
+
+    @override
+    def num_examples(self, split: str) -> int:
+        """Non-blank lines: one row each (a bad row stops training later, with its line)."""
+        count = 0
+        for file in self.source.files(split):
+            with file.open("rb") as f:
+                count += sum(1 for line in f if line.strip())
+        return count

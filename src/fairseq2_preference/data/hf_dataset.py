@@ -137,6 +137,10 @@ class HfPreferenceDataset(PreferenceDataset):
         return self.path
 
     @override
+    def num_examples(self, split: str) -> int:
+        return len(self.splits[next(iter(self.splits)) if self.single_file else split])
+
+    @override
     def read_rows(self, split: str) -> DataPipelineBuilder:
         if self.single_file:
             split = next(iter(self.splits))
