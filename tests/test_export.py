@@ -92,9 +92,13 @@ def test_export_of_an_earlier_step(run: Path, tmp_path: Path) -> None:
     assert not torch.allclose(logits, fairseq2_logits(run, 4))
 
 
-def test_missing_step_is_a_clear_error(run: Path, tmp_path: Path) -> None:
-    result = run_cli(
-        [str(FAIRSEQ2), "lm", "export_hf", str(run), str(tmp_path / "x"), "--step", "3"]
-    )
-    assert result.returncode == 2
-    assert "no checkpoint at step 3" in result.stderr and "step_2, step_4" in result.stderr
+def test_missing_step_is_a_clear_error(
+    run: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fairseq2_preference.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["lm", "export_hf", str(run), str(tmp_path / "x"), "--step", "3"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "no checkpoint at step 3" in error and "step_2, step_4" in error

@@ -48,15 +48,17 @@ def export_checkpoint(run_dir: Path, out_dir: Path, step: int | None = None) -> 
         raise PreferenceConfigError(f"{out_dir} exists; choose a new output directory.")
     run_config = _run_config(run_dir)
     checkpoints = run_dir / "checkpoints"
-    resolver = init_fairseq2(extras=lambda c: _register_assets(c, checkpoints, run_config))
-    store = resolver.resolve(AssetStore)  # type: ignore[type-abstract]
-    name = "last_checkpoint" if step is None else f"checkpoint_step_{step}"
-    if store.maybe_retrieve_card(name) is None:
-        steps = sorted(p.name for p in checkpoints.glob("step_*")) if checkpoints.is_dir() else []
+    found = checkpoints.glob("step_*") if checkpoints.is_dir() else []
+    steps = sorted((p.name for p in found), key=lambda name: int(name[5:]))
+    missing = not steps if step is None else f"step_{step}" not in steps
+    if missing:
         raise PreferenceConfigError(
             f"{checkpoints} has no checkpoint {'' if step is None else f'at step {step} '}"
             f"to export (found: {', '.join(steps) or 'none'}). Pass --step with one of them."
         )
+    resolver = init_fairseq2(extras=lambda c: _register_assets(c, checkpoints, run_config))
+    store = resolver.resolve(AssetStore)  # type: ignore[type-abstract]
+    name = "last_checkpoint" if step is None else f"checkpoint_step_{step}"
     hub = get_llama_model_hub()
     card = store.retrieve_card(name)
     if card.field("model_family").as_(str) != "llama":
