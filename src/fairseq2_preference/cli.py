@@ -192,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="fairseq2-preference-") as workdir:
         from fairseq2_preference.config_files import effective_config_file
         from fairseq2_preference.criterion_switch import switch_overrides
+        from fairseq2_preference.user_assets import install_unknown_card_hint
 
         try:
             config_file = effective_config_file(
@@ -210,6 +211,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             passthrough.append("--no-rich")  # piped: plain lines, no wrapping at 80 columns
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
         install_quiet_logs()
+        install_unknown_card_hint()
         _run(recipe)
     output_dir = _output_dir(passthrough)
     if command.after is not None and output_dir is not None:

@@ -6,7 +6,9 @@ family (``impl: hg``), so prompts get BOS and responses EOS exactly as with a
 real Llama 3 tokenizer, and any text can be encoded. The model is randomly
 initialised with a fixed seed and saved as a checkpoint a card points to.
 
-``python -m fairseq2_preference.tiny DIR`` writes::
+``python -m fairseq2_preference.tiny [DIR]`` writes (DIR defaults to
+:func:`~fairseq2_preference.extension.default_tiny_dir`, whose cards every
+fairseq2 process reads)::
 
     DIR/tokenizer/            tokenizer.json & co.
     DIR/model/model.pt        the initial weights
@@ -25,6 +27,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from fairseq2_preference.extension import TINY_DIR_VARIABLE, default_tiny_dir
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.synthetic import color_task_rows, instruction_rows, write_jsonl_splits
 
@@ -181,7 +184,14 @@ def corpus_texts(corpus: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out_dir", type=Path, help="where to write the assets")
+    parser.add_argument(
+        "out_dir",
+        type=Path,
+        nargs="?",
+        default=default_tiny_dir(),
+        help=f"where to write the assets (default: {default_tiny_dir()}, whose cards every "
+        f"fairseq2 command reads; ${TINY_DIR_VARIABLE} moves it)",
+    )
     parser.add_argument(
         "--corpus", type=Path, help="jsonl data whose text the tokenizer learns too"
     )
@@ -195,7 +205,15 @@ def main() -> None:
     card_dir = build_tiny_assets(
         args.out_dir, corpus=args.corpus, rejected_per_prompt=args.rejected_per_prompt
     )
-    print(f"Tiny assets written; add `common.assets.extra_paths: [{card_dir}]` to a config.")
+    if card_dir == default_tiny_dir().resolve() / "cards":
+        print(
+            f"Tiny assets written to {args.out_dir}; every fairseq2 command now knows their cards."
+        )
+    else:
+        print(
+            f"Tiny assets written; add `--config common.assets.user_paths=[{card_dir}]` to a "
+            "command (or `common.assets.extra_paths: [...]` to a config)."
+        )
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ path that does not exist is an error, not a warning.
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +56,43 @@ class UserAssetMetadataSource(AssetMetadataSource):
                     "cards with `python -m fairseq2_preference.tiny DIR` and use DIR/cards."
                 )
             yield self._metadata_loader.load(path)
+
+
+UNKNOWN_CARD = re.compile(r"^(\S+) is not a known (model|dataset|tokenizer)\b")
+
+
+class _UnknownCardHint(logging.Filter):
+    """Adds to fairseq2's "X is not a known model" how to make the card known."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        match = UNKNOWN_CARD.match(record.getMessage())
+        if match is None or record.levelno < logging.ERROR:
+            return True
+        from fairseq2_preference.extension import TINY_DIR_VARIABLE, default_tiny_dir
+
+        if match.group(1).startswith("tiny_"):
+            hint = (
+                "The tiny demo cards are not built: run `python -m fairseq2_preference.tiny` "
+                f"once (it writes {default_tiny_dir()}, ${TINY_DIR_VARIABLE} moves it), "
+                "which every fairseq2 command then reads."
+            )
+        else:
+            hint = (
+                "Add the directory of its card with `--config common.assets.user_paths=[DIR]` "
+                "(a missing `common.assets.extra_paths` directory is only warned about above)."
+            )
+        record.msg, record.args = f"{record.getMessage()} {hint}", ()
+        return True
+
+
+_HINT = _UnknownCardHint()
+
+
+def install_unknown_card_hint() -> None:
+    """Make fairseq2's unknown-card errors say how to add the card (idempotent)."""
+    logger = logging.getLogger("fairseq2")
+    if _HINT not in logger.filters:
+        logger.addFilter(_HINT)
 
 
 def register_user_assets(container: DependencyContainer) -> None:
