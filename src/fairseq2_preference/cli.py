@@ -193,6 +193,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         from fairseq2_preference.config_files import effective_config_file
         from fairseq2_preference.criterion_switch import switch_overrides
         from fairseq2_preference.user_assets import install_unknown_card_hint
+        from fairseq2_preference.user_errors import output_dir_problem
 
         try:
             config_file = effective_config_file(
@@ -209,6 +210,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             passthrough += ["--config", "common.no_sweep_dir=true"]
         if not sys.stderr.isatty() and "--no-rich" not in passthrough:
             passthrough.append("--no-rich")  # piped: plain lines, no wrapping at 80 columns
+        output_dir = _output_dir(passthrough)
+        problem = None if output_dir is None else output_dir_problem(output_dir)
+        if problem is not None:
+            _fail(problem, f"fairseq2 {group} {name}")
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
         install_quiet_logs()
         install_unknown_card_hint()
@@ -263,21 +268,38 @@ def _run(recipe: Recipe) -> None:
     log.logger.addFilter(one_paragraph)
     try:
         recipe_main(recipe)
+    except SystemExit as ex:
+        if one_paragraph.user_error and ex.code == 1:  # fairseq2's status for these
+            raise SystemExit(2) from None
+        raise
     finally:
         log.logger.removeFilter(one_paragraph)
 
 
 class _OneParagraphConfigErrors(logging.Filter):
-    """fairseq2 logs an unparsable config with a stack trace; a user needs the reason."""
+    """fairseq2 logs an unparsable config, a corrupt card or one naming a missing
+    file with a stack trace; a user needs the reason (and exit status 2)."""
+
+    user_error = False
 
     def filter(self, record: logging.LogRecord) -> bool:
         from fairseq2.recipe.error import RecipeConfigParseError
 
         from fairseq2_preference.errors import describe
+        from fairseq2_preference.user_errors import user_error_message
 
         error = record.exc_info[1] if record.exc_info else None
+        if error is None:
+            return True
         if isinstance(error, RecipeConfigParseError):
-            record.msg = f"{describe(error)} Run with --dump-config to see every valid option."
+            message: str | None = (
+                f"{describe(error)} Run with --dump-config to see every valid option."
+            )
+        else:
+            message = user_error_message(error)
+            self.user_error = message is not None
+        if message is not None:
+            record.msg = message
             record.args = ()
             record.exc_info = None
             record.exc_text = None

@@ -14,6 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -154,10 +155,13 @@ class PreferenceDataset(ABC):
             sync=True,
             sync_mode=options.sync_mode,
         )
-        if not options.training:
-            return reader
         rank = f" (rank {gangs.dp.rank} of {gangs.dp.size})" if gangs.dp.size > 1 else ""
-        return CheckedReader(reader, what, stats, length_filter, rank)
+        files = self.files(split)
+        return CheckedReader(reader, what, stats, length_filter, rank, files, options.training)
+
+    def files(self, split: str) -> list[Path]:
+        """The files holding ``split``, for error messages (none if not file-based)."""
+        return []
 
     def encoder(self, tokenizer: Tokenizer, options: ReadOptions) -> Any:
         """A function from a row to ``{"id", "seqs", "prompt_len", "longest", "numbers"}``:
@@ -195,6 +199,10 @@ class JsonlDataset(PreferenceDataset):
     @override
     def has_split(self, split: str) -> bool:
         return self.source.has_split(split)
+
+    @override
+    def files(self, split: str) -> list[Path]:
+        return self.source.files(split)
 
     @property
     @override

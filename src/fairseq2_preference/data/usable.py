@@ -13,6 +13,8 @@ them when the first pass ends.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, TypeVar
 
 from fairseq2.datasets import DataReader
@@ -55,13 +57,31 @@ class RowStats:
         self._seen.clear()
 
 
+def not_utf8_message(files: Sequence[Path], what: str, error: UnicodeDecodeError) -> str:
+    """Find the first non-UTF-8 line of ``files`` (only after reading failed)."""
+    for file in files:
+        with file.open("rb") as f:
+            for number, line in enumerate(f, start=1):
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as bad:
+                    byte = line[bad.start]
+                    return (
+                        f"{file}, line {number}: byte 0x{byte:02x} at byte {bad.start + 1} of "
+                        "the line is not UTF-8. Data files must be UTF-8 text: re-encode the "
+                        "file (e.g. `iconv -f latin1 -t utf-8`) or fix or remove the line."
+                    )
+    return f"{what}: the data is not UTF-8 text ({error}). Re-encode it as UTF-8."
+
+
 def _ids(ids: list[str]) -> str:
     shown = ", ".join(ids[:MAX_IDS_SHOWN])
     return shown + (", ..." if len(ids) > MAX_IDS_SHOWN else "")
 
 
 class CheckedReader(DataReader[BatchT]):
-    """A training reader that refuses to be empty on its first pass."""
+    """A reader that names the file and line of a non-UTF-8 byte and, for training,
+    refuses to be empty on its first pass."""
 
     def __init__(
         self,
@@ -70,13 +90,16 @@ class CheckedReader(DataReader[BatchT]):
         stats: RowStats,
         length_filter: LengthFilter,
         rank: str,
+        files: Sequence[Path],
+        training: bool,
     ) -> None:
         self._inner = inner
         self._what = what
         self._stats = stats
         self._filter = length_filter
         self._rank = rank
-        self._first_pass = True
+        self._files = files
+        self._first_pass = training
         self._has_read = False
 
     @override
@@ -87,6 +110,8 @@ class CheckedReader(DataReader[BatchT]):
     def __next__(self) -> list[BatchT]:
         try:
             batches = next(self._inner)
+        except UnicodeDecodeError as ex:
+            raise PreferenceDataError(not_utf8_message(self._files, self._what, ex)) from None
         except StopIteration:
             if self._first_pass:
                 self._end_first_pass()

@@ -10,7 +10,7 @@ from typing import Any
 
 from fairseq2_preference.data_prep.formatting import make_formatter
 from fairseq2_preference.data_prep.writer import PrepRequest
-from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 
 
 def add_output_arguments(parser: argparse.ArgumentParser, default_name: str) -> None:
@@ -60,6 +60,6 @@ def run_script(main: Callable[[], object]) -> None:
     unreachable hub) ends it with one paragraph and status 2, not a traceback."""
     try:
         main()
-    except (PreferenceConfigError, FileNotFoundError) as ex:
+    except (PreferenceConfigError, PreferenceDataError, FileNotFoundError) as ex:
         print(f"{sys.argv[0]}: error: {ex}", file=sys.stderr)
         sys.exit(2)

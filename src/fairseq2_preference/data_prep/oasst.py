@@ -33,6 +33,7 @@ import argparse
 import gzip
 import json
 import math
+import zlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import asdict, dataclass
@@ -42,6 +43,7 @@ from typing import Any, Literal
 from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
+from fairseq2_preference.errors import PreferenceDataError
 from fairseq2_preference.offline import from_hub
 
 HUB_DATASET = "OpenAssistant/oasst2"
@@ -131,14 +133,28 @@ def _from_hf_rows(rows: Iterable[tuple[str, Mapping[str, Any]]]) -> list[Message
 
 def _json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                yield number, json.loads(line)
-            except json.JSONDecodeError as ex:
-                raise ValueError(f"{path}, line {number}: not valid JSON ({ex.msg}).") from None
+    number = 0
+    try:
+        with opener(path, "rt", encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    yield number, json.loads(line)
+                except json.JSONDecodeError as ex:
+                    raise PreferenceDataError(
+                        f"{path}, line {number}: not valid JSON ({ex.msg}); a truncated "
+                        "download ends like this: download the file again."
+                    ) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as ex:
+        raise PreferenceDataError(
+            f"{path}: the compressed file is truncated or corrupt after line {number} ({ex}). "
+            "Download it again (compare its size with the source's), then rerun."
+        ) from None
+    except UnicodeDecodeError as ex:
+        raise PreferenceDataError(
+            f"{path}, line {number + 1}: not UTF-8 text ({ex.reason}). Download the file again."
+        ) from None
 
 
 def _trees(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -174,7 +190,9 @@ def _normalise(raw: Mapping[str, Any], where: str) -> Message:
             synthetic=bool(raw.get("synthetic", False)),
         )
     except KeyError as ex:
-        raise ValueError(f"{where}: an oasst2 message needs the field {ex.args[0]!r}.") from None
+        raise PreferenceDataError(
+            f"{where}: an oasst2 message needs the field {ex.args[0]!r}."
+        ) from None
 
 
 # -- building ----------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""User mistakes that fairseq2 reports as stack traces, turned into one paragraph.
+
+fairseq2's handlers for the asset-card errors log a stack trace and "see logged
+stack trace" (and its handler registry refuses a second handler for a type);
+:func:`user_error_message` gives the paragraph that our command line logs in
+their place. The checks below run up front for what fairseq2 would only report
+as an ``OperationalError`` ("A system error occurred"): an output directory
+that cannot be written and a ``prev_checkpoint_dir`` that does not exist.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from fairseq2.assets import AssetCardError, AssetMetadataError
+
+
+def user_error_message(error: BaseException) -> str | None:
+    """One paragraph for an error fairseq2 would log with a stack trace, if it
+    is a user's mistake we recognise; None otherwise."""
+    if isinstance(error, AssetMetadataError):
+        return _corrupt_card(error)
+    if isinstance(error, AssetCardError):
+        return _card_error(error)
+    return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    current: BaseException | None = error
+    while current is not None:
+        yield current
+        current = current.__cause__ or current.__context__
+
+
+def _corrupt_card(ex: AssetMetadataError) -> str | None:
+    yaml_error = next((e for e in _causes(ex) if hasattr(e, "problem_mark")), None)
+    if yaml_error is None:
+        return None
+    mark = yaml_error.problem_mark  # type: ignore[attr-defined]
+    problem = getattr(yaml_error, "problem", None) or "invalid YAML"
+    return (
+        f"Asset card file {mark.name}, line {mark.line + 1}, column {mark.column + 1}: "
+        f"{problem}. The cards in {ex.source.removeprefix('path:')} could not be read; fix "
+        "the YAML there (each card is a mapping of `key: value` lines, cards separated by "
+        "`---`), or remove the directory from `common.assets.extra_paths`."
+    )
+
+
+def _card_error(ex: AssetCardError) -> str | None:
+    missing = next((e for e in _causes(ex) if isinstance(e, FileNotFoundError)), None)
+    if missing is None:
+        return None
+    return (
+        f"Asset card '{ex.name}' names a file that does not exist: {missing.filename}. Fix "
+        "the path in the card (`checkpoint:`, `tokenizer:` or `data:`; a relative path is "
+        "relative to the card file), or create the file (e.g. rerun the step that writes it)."
+    )
+
+
+def output_dir_problem(output_dir: Path) -> str | None:
+    """Why ``output_dir`` cannot hold a run (None if it can): checked before fairseq2
+    starts, which would fail with an opaque system error."""
+    existing = output_dir
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return (
+            f"Output directory {output_dir}: {existing} is a file, not a directory. "
+            "Choose another output directory."
+        )
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=output_dir):
+            pass
+    except OSError as ex:
+        return (
+            f"Output directory {output_dir} cannot be written ({ex.strerror or ex}). "
+            "Choose a directory you can write to, or fix its permissions."
+        )
+    return None
+
+
+def prev_checkpoint_dir_problem(path: Path | None) -> str | None:
+    """Why ``common.assets.prev_checkpoint_dir`` is unusable (None if it is fine)."""
+    if path is None:
+        return None
+    if not path.is_dir():
+        return (
+            f"`common.assets.prev_checkpoint_dir` is {path}, which does not exist. Point it "
+            "at the `checkpoints` directory of an earlier run (e.g. runs/sft/checkpoints), "
+            "or remove it to start from the model card."
+        )
+    if not (path / "model.yaml").is_file() and os.access(path, os.R_OK):
+        return (
+            f"`common.assets.prev_checkpoint_dir` is {path}, which holds no model.yaml: it "
+            "is not the `checkpoints` directory of a run. Point it at <run>/checkpoints."
+        )
+    return None
