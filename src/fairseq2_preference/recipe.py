@@ -36,7 +36,7 @@ from fairseq2_preference.data import (
     StaticBatching,
     register_dataset_families,
 )
-from fairseq2_preference.data.size import log_data_size
+from fairseq2_preference.data.size import epoch_steps, log_data_size, show_total_steps
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.finite_guard import guard_training
 from fairseq2_preference.log_masking import install_log_masking
@@ -99,9 +99,13 @@ class PreferenceFinetuneRecipe(Recipe):
         train_options = read_options(
             config, section.max_num_tokens, True, reference.tables.get("train")
         )
-        log_data_size(
-            dataset, section.train_split, train_options, context.gangs.dp.size, config.regime
+        regime = config.regime
+        steps = epoch_steps(
+            dataset, section.train_split, tokenizer, context.gangs, train_options, regime
         )
+        log_data_size(dataset, section.train_split, context.gangs.dp.size, regime, steps)
+        if regime.num_steps is None and regime.num_data_epochs is not None and steps:
+            show_total_steps(context.progress_reporter, regime.num_data_epochs * steps)
         train_reader = dataset.create_reader(
             section.train_split, tokenizer, context.gangs, train_options
         )
