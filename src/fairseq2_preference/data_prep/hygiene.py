@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from fairseq2_preference.data_prep.examples import Example
@@ -54,5 +54,32 @@ def clean(
             drops[f"{what}: exact duplicate"] += 1
             continue
         seen.add(key)
+        kept.append(ex)
+    return kept
+
+
+def held_out_prompts(examples: Iterable[Example], split_of: Mapping[str, str]) -> set[str]:
+    """The normalised first prompts of every example outside the ``train`` split."""
+    return {normalize_prompt(ex.first_prompt) for ex in examples if split_of[ex.group] != "train"}
+
+
+def drop_held_out_prompts(
+    examples: Iterable[Example],
+    held_out: set[str],
+    split_of: Mapping[str, str],
+    drops: Counter[str],
+    what: str,
+) -> list[Example]:
+    """Drop training examples whose first prompt is also a dev (held-out) example's.
+
+    Splits are assigned by group (a conversation tree), but the same prompt is
+    often asked in several trees; without this, validation would score prompts
+    the model was trained on.
+    """
+    kept = []
+    for ex in examples:
+        if split_of[ex.group] == "train" and normalize_prompt(ex.first_prompt) in held_out:
+            drops[f"{what}: training prompt is also a dev prompt"] += 1
+            continue
         kept.append(ex)
     return kept

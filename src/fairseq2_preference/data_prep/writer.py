@@ -8,15 +8,20 @@ Layout (DESIGN.md, Data)::
     <card_dir>/<name>.yaml                                cards <name>_preference[_<split>],
                                                           <name>_instruction[_<split>]
 
-Every file is written atomically, and ``prep.json`` last: a run that stops half
-way leaves no marker, so the next run redoes the work. A run whose marker
-matches (same format version, source, options and files present) does nothing.
+A build is written beside the current data and swapped in whole, and
+``prep.json`` is written last (:func:`swap_in`): a run that stops half way
+leaves either the previous data with its marker, or no marker, so the next run
+redoes the work; never a mix of two builds. A run whose marker matches (same
+format version, source, options and files present) does nothing. No training
+row repeats a prompt of the dev split (of either kind): such rows are dropped
+and counted, and the written rows are checked.
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -28,13 +33,23 @@ import yaml
 
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import PromptFormatter
-from fairseq2_preference.data_prep.hygiene import clean, load_exclusions
+from fairseq2_preference.data_prep.hygiene import (
+    clean,
+    drop_held_out_prompts,
+    held_out_prompts,
+    load_exclusions,
+)
 from fairseq2_preference.io import atomic_write_jsonl, atomic_write_text
 
-PREP_FORMAT_VERSION = 1
+PREP_FORMAT_VERSION = 2
 """Bump when the written data would differ for the same inputs; old outputs are then rebuilt."""
 
 MARKER = "prep.json"
+
+STAGING = ".building"
+"""Where a rebuild is written before it is swapped in (see :func:`swap_in`)."""
+
+REPLACED = ".replaced"
 
 CHUNK_SIZE = 50_000
 
@@ -88,12 +103,22 @@ def prepare(request: PrepRequest, build: Builder, log: Callable[[str], None] = p
     instructions = clean(instructions, exclude, drops, "instruction examples")
 
     split_of = assign_splits([*pairs, *instructions], request.dev_size, request.seed, log)
+    held_out = held_out_prompts([*pairs, *instructions], split_of)
+    pairs = drop_held_out_prompts(pairs, held_out, split_of, drops, "pairs")
+    instructions = drop_held_out_prompts(
+        instructions, held_out, split_of, drops, "instruction examples"
+    )
     outputs = {
         "preference": _rows(pairs, split_of, request.formatter),
         "instruction": _rows(instructions, split_of, request.formatter),
     }
+    check_no_dev_prompt_in_train(outputs)
 
-    files = _write_rows(request.data_dir, outputs)
+    staging = request.data_dir / STAGING
+    shutil.rmtree(staging, ignore_errors=True)  # left by an interrupted run
+    staged = _write_rows(staging, outputs)
+    swap_in(staging, request.data_dir)
+    files = [request.data_dir / f.relative_to(staging) for f in staged]
     write_cards(card_file, request.name, request.data_dir, outputs)
     counts = {
         f"{kind} {split}": len(rows)
@@ -156,23 +181,52 @@ def _write_rows(
 ) -> list[Path]:
     written: list[Path] = []
     for kind, splits in outputs.items():
-        kind_dir = data_dir / kind
         for split, rows in sorted(splits.items()):
-            split_dir = kind_dir / split
-            files = []
             for n, start in enumerate(range(0, len(rows), CHUNK_SIZE)):
-                file = split_dir / f"data.chunk.{n:04d}.jsonl"
+                file = data_dir / kind / split / f"data.chunk.{n:04d}.jsonl"
                 atomic_write_jsonl(file, rows[start : start + CHUNK_SIZE])
-                files.append(file)
-            for stale in set(split_dir.glob("data.chunk.*.jsonl")) - set(files):
-                stale.unlink()  # left by an earlier, larger run
-            written.extend(files)
-        if kind_dir.is_dir():
-            for old_split in kind_dir.iterdir():
-                if old_split.is_dir() and old_split.name not in splits:
-                    for stale in old_split.glob("data.chunk.*.jsonl"):
-                        stale.unlink()
+                written.append(file)
     return written
+
+
+def swap_in(staging: Path, data_dir: Path) -> None:
+    """Replace the data of ``data_dir`` by the complete build in ``staging``.
+
+    A rebuild is all-or-nothing: the new files are written beside the old ones
+    (which stay usable, with their marker, if the build is interrupted), then
+    the marker is removed and each kind's directory renamed into place; the
+    new marker is written last, after the cards. Interrupted during the swap,
+    ``data_dir`` has no marker and the next run rebuilds; it is never "up to
+    date" with a mix of two builds.
+    """
+    (data_dir / MARKER).unlink(missing_ok=True)
+    replaced = data_dir / REPLACED
+    shutil.rmtree(replaced, ignore_errors=True)
+    replaced.mkdir(parents=True)
+    for kind in FAMILIES:
+        if (data_dir / kind).exists():
+            (data_dir / kind).rename(replaced / kind)
+        if (staging / kind).exists():
+            (staging / kind).rename(data_dir / kind)
+    shutil.rmtree(replaced)
+    shutil.rmtree(staging)
+
+
+def check_no_dev_prompt_in_train(outputs: Mapping[str, Mapping[str, list[dict[str, str]]]]) -> None:
+    """Refuse to write data whose training rows repeat a dev prompt (any kind)."""
+    held_out = {
+        row["src"] for splits in outputs.values() for split, rows in splits.items()
+        if split != "train" for row in rows
+    }  # fmt: skip
+    leaked = [
+        row["id"] for splits in outputs.values() for row in splits.get("train", [])
+        if row["src"] in held_out
+    ]  # fmt: skip
+    if leaked:
+        raise RuntimeError(
+            f"{len(leaked)} training row(s) repeat a dev prompt (ids {', '.join(leaked[:5])}); "
+            "this is a bug in the data preparation, please report it."
+        )
 
 
 def write_cards(
