@@ -36,7 +36,6 @@ from typing_extensions import override
 from fairseq2_preference.checkpoints import follow_policy
 from fairseq2_preference.criteria import structure_criterion_config
 from fairseq2_preference.user_assets import PreferenceCommonSection
-from fairseq2_preference.user_errors import prev_checkpoint_dir_problem
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
 
@@ -225,13 +224,6 @@ class PreferenceFinetuneConfig(SupportsStructure):
     def structure(self, resolver: DependencyResolver) -> None:
         follow_policy(self.model, self.reference_model, self.tokenizer, DEFAULT_MODEL)
         resolve_reference_dtype(self, resolver.resolve(WorldInfo).size)
-
-    def validate(self) -> ValidationResult:
-        result = ValidationResult()
-        problem = prev_checkpoint_dir_problem(self.common.assets.prev_checkpoint_dir)
-        if problem is not None:
-            result.add_error(problem)
-        return result
 
 
 def resolve_reference_dtype(config: PreferenceFinetuneConfig, world_size: int) -> None:

@@ -10,12 +10,12 @@ that cannot be written and a ``prev_checkpoint_dir`` that does not exist.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from fairseq2.assets import AssetCardError, AssetMetadataError
+from fairseq2.error import OperationalError
 
 
 def user_error_message(error: BaseException) -> str | None:
@@ -25,6 +25,8 @@ def user_error_message(error: BaseException) -> str | None:
         return _corrupt_card(error)
     if isinstance(error, AssetCardError):
         return _card_error(error)
+    if isinstance(error, OperationalError):
+        return _missing_prev_checkpoint_dir(error)
     return None
 
 
@@ -60,6 +62,22 @@ def _card_error(ex: AssetCardError) -> str | None:
     )
 
 
+def _missing_prev_checkpoint_dir(ex: OperationalError) -> str | None:
+    """fairseq2 reads ``<prev_checkpoint_dir>/model.yaml`` when it builds the asset
+    store; a missing directory is "A system error occurred"."""
+    missing = next((e for e in _causes(ex) if isinstance(e, FileNotFoundError)), None)
+    if missing is None or not str(missing.filename).endswith("model.yaml"):
+        return None
+    directory = Path(str(missing.filename)).parent
+    if directory.exists():
+        return None
+    return (
+        f"`common.assets.prev_checkpoint_dir` is {directory}, which does not exist. Point it "
+        "at the `checkpoints` directory of an earlier run (e.g. runs/sft/checkpoints), or "
+        "remove it to start from the model card."
+    )
+
+
 def output_dir_problem(output_dir: Path) -> str | None:
     """Why ``output_dir`` cannot hold a run (None if it can): checked before fairseq2
     starts, which would fail with an opaque system error."""
@@ -79,23 +97,5 @@ def output_dir_problem(output_dir: Path) -> str | None:
         return (
             f"Output directory {output_dir} cannot be written ({ex.strerror or ex}). "
             "Choose a directory you can write to, or fix its permissions."
-        )
-    return None
-
-
-def prev_checkpoint_dir_problem(path: Path | None) -> str | None:
-    """Why ``common.assets.prev_checkpoint_dir`` is unusable (None if it is fine)."""
-    if path is None:
-        return None
-    if not path.is_dir():
-        return (
-            f"`common.assets.prev_checkpoint_dir` is {path}, which does not exist. Point it "
-            "at the `checkpoints` directory of an earlier run (e.g. runs/sft/checkpoints), "
-            "or remove it to start from the model card."
-        )
-    if not (path / "model.yaml").is_file() and os.access(path, os.R_OK):
-        return (
-            f"`common.assets.prev_checkpoint_dir` is {path}, which holds no model.yaml: it "
-            "is not the `checkpoints` directory of a run. Point it at <run>/checkpoints."
         )
     return None
