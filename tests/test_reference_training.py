@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from fairseq2_preference.reference.table import ReferenceTable
 from fairseq2_preference.units import sequence_logps
 from test_units import load_tiny, one_by_one
 
-from helpers import read_metrics, recipe_args, regime, train, write_jsonl
+from helpers import FAIRSEQ2, read_metrics, recipe_args, regime, run_cli, train, write_jsonl
 
 pytestmark = pytest.mark.slow
 
@@ -195,3 +196,27 @@ def test_reference_scores_in_the_data_rows(
     )  # fmt: skip
     assert "reference_model" not in reference_loads
     assert_same_losses(live, out)
+
+
+@pytest.mark.distributed
+def test_two_ranks_fill_one_entry_and_train_from_it(
+    tmp_path: Path, tiny_assets: Path, filled: Path
+) -> None:
+    """Under torchrun, ``auto`` fills the cache from both ranks' parts, then both
+    ranks train from it; the entry equals the one a single process filled."""
+    cache = tmp_path / "cache"
+    overrides = [*SHORT, f"reference_model.cache_dir={cache}", "reference_model.cache=auto"]
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "--no-python", str(FAIRSEQ2), *recipe_args(tmp_path / "run", tiny_assets, overrides),
+    ]  # fmt: skip
+    result = run_cli(command, timeout=600, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert len(read_metrics(tmp_path / "run", "train")) == 2
+    assert not list(cache.glob("*/fill.*"))
+    for split, expected in entry_tables(filled).items():
+        key = next(e["key"] for e in json.loads((filled / "summary.json").read_text())
+                   if e["split"] == split)  # fmt: skip
+        table = ReferenceCache(cache).load(key)  # same key: the world size does not enter it
+        assert table is not None and sorted(table.ids) == sorted(expected.ids), split
+        torch.testing.assert_close(table.rows(expected.ids), expected.logps, atol=1e-5, rtol=0)
