@@ -188,5 +188,6 @@ def test_a_hub_dataset_id_from_the_cache_offline(tmp_path: Path, tiny_assets: Pa
     out = tmp_path / "uncached"
     result = run_cli([str(FAIRSEQ2), *recipe_args(out, tiny_assets, (*overrides, *SHORT))], env=env)
     assert result.returncode == 2
-    assert "`datasets.load_dataset` cannot load 'acme/prefs'" in result.stderr
-    assert "HF_HUB_OFFLINE=1" in result.stderr
+    assert "Dataset 'acme/prefs' (not a local file or directory)" in result.stderr
+    assert "HF_HUB_OFFLINE=1 is set and the Hugging Face cache has no copy" in result.stderr
+    assert "Point to local .jsonl/.parquet files" in result.stderr

@@ -71,6 +71,8 @@ def open_hf_preference_dataset(config: HfPreferenceDatasetConfig) -> HfPreferenc
         )
     try:
         splits = load_hf_dataset(config.path, config.subset)
+    except PreferenceConfigError:
+        raise  # the hub is out of reach: already one paragraph naming the alternative
     except Exception as ex:  # datasets raises many unrelated types for one cause
         raise PreferenceConfigError(
             f"`datasets.load_dataset` cannot load {config.path!r}: {describe(ex)} A local "
