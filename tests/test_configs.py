@@ -79,7 +79,7 @@ def test_old_layout_translation(capsys: pytest.CaptureFixture[str]) -> None:
     assert (
         config["common"]["assets"]["prev_checkpoint_dir"] == "/checkpoint/me/runs/sft/checkpoints"
     )
-    assert config["dataset"]["max_num_tokens"] == 8192
+    assert config["dataset"]["max_num_tokens"] == 16384  # 0.4: 8192 = pairs × longest
     assert config["trainer"]["activation_checkpointing"]["mode"] == "layerwise"
     assert config["optimizer"]["config"]["lr"] == 5.5e-06
     assert config["regime"]["num_steps"] == 5000

@@ -49,8 +49,6 @@ LR_SCHEDULERS = {
 # Plain moves: old key → modern path.
 MOVES = {
     "max_seq_len": "dataset.max_seq_len",
-    "max_num_tokens": "dataset.max_num_tokens",
-    "max_num_valid_tokens": "dataset.max_num_valid_tokens",
     "batch_size": "dataset.batch_size",
     "example_shuffle_window": "dataset.example_shuffle_window",
     "batch_shuffle_window": "dataset.batch_shuffle_window",
@@ -126,7 +124,11 @@ def translate(raw: Mapping[str, Any], source: str, preference: bool) -> Translat
         ),
         "optimizer_config": lambda v: _optimizer(out, v, notes, problems),
         "lr_scheduler": lambda v: _lr_scheduler(out, v, problems),
-        "lr_scheduler_config": lambda v: _set(out, "lr_scheduler.config", v),
+        "lr_scheduler_config": lambda v: _lr_scheduler_config(out, v, notes),
+        "max_num_tokens": lambda v: _token_budget(out, "max_num_tokens", v, preference, notes),
+        "max_num_valid_tokens": lambda v: _token_budget(
+            out, "max_num_valid_tokens", v, preference, notes
+        ),
         "criterion": lambda v: None,  # handled with criterion_config
         "criterion_config": lambda v: None,
         "wandb_project": lambda v: _wandb(out, "project", v),
@@ -255,6 +257,35 @@ def _lr_scheduler(out: dict[str, Any], value: str, problems: list[str]) -> None:
         _set(out, "lr_scheduler.name", name)
         if name == "passthrough":
             _set(out, "lr_scheduler.config", None)
+
+
+def _lr_scheduler_config(out: dict[str, Any], value: Any, notes: list[str]) -> None:
+    """0.4 used ``final_lr`` when set and ignored ``final_lr_scale``; fairseq2 0.8
+    refuses both, and its default scale would otherwise be merged in."""
+    config = dict(value) if isinstance(value, Mapping) else value
+    if isinstance(config, dict) and config.get("final_lr") is not None:
+        if config.get("final_lr_scale") is not None:
+            notes.append(
+                f"lr_scheduler_config: final_lr {config['final_lr']} is used, as in 0.4; "
+                f"final_lr_scale {config['final_lr_scale']} dropped"
+            )
+        config["final_lr_scale"] = None
+    _set(out, "lr_scheduler.config", config)
+
+
+def _token_budget(
+    out: dict[str, Any], key: str, value: Any, preference: bool, notes: list[str]
+) -> None:
+    """0.4's preference budget bounded pairs × longest sequence; the modern one
+    counts every row the model processes, chosen and rejected: 2 × pairs ×
+    longest sequence. The same batches need twice the number."""
+    if preference and isinstance(value, int):
+        notes.append(
+            f"{key}: {value} (0.4: pairs × longest sequence) becomes {2 * value} "
+            "(now: 2 × pairs × longest sequence, both responses counted), the same batches"
+        )
+        value = 2 * value
+    _set(out, f"dataset.{key}", value)
 
 
 def _no_modern_meaning(key: str, value: Any, notes: list[str], problems: list[str]) -> None:
