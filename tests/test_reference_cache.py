@@ -196,3 +196,11 @@ def test_old_configs_with_scores_in_the_data_translate() -> None:
     assert translation.config["reference_model"] is None
     assert translation.config["criterion"]["config"]["beta"] == 0.2
     assert any("reference_score_chosen" in note for note in translation.notes)
+
+
+def test_an_unknown_cache_mode_is_a_config_error() -> None:
+    from fairseq2_preference.config import PreferenceReferenceModelSection
+
+    result = PreferenceReferenceModelSection(name="x", cache="sometimes").validate()
+    assert "`cache` must be 'auto', 'read' or 'off'" in str(result)
+    assert not PreferenceReferenceModelSection(name="x", cache="auto").validate().has_error()
