@@ -204,3 +204,23 @@ def test_an_unknown_cache_mode_is_a_config_error() -> None:
     result = PreferenceReferenceModelSection(name="x", cache="sometimes").validate()
     assert "`cache` must be 'auto', 'read' or 'off'" in str(result)
     assert not PreferenceReferenceModelSection(name="x", cache="auto").validate().has_error()
+
+
+def test_hf_preference_data_is_keyed_by_its_loaded_content(tmp_path: Path) -> None:
+    from fairseq2_preference.data import HfPreferenceDatasetConfig
+    from fairseq2_preference.data.hf_dataset import open_hf_preference_dataset
+
+    rows = [{"prompt": f"p{i}", "chosen": "good", "rejected": "bad"} for i in range(4)]
+    path = write_jsonl(tmp_path / "prefs.jsonl", rows)
+    memo = DigestMemo(tmp_path / "digests.json")
+
+    def describe() -> dict[str, Any]:
+        dataset = open_hf_preference_dataset(HfPreferenceDatasetConfig(path=str(path)))
+        return data_description(dataset, "train", memo)
+
+    before = describe()
+    assert before["files"] and before["fields"]["chosen"] == "chosen"
+    assert describe() == before
+    rows[2]["chosen"] = "better"
+    write_jsonl(path, rows)
+    assert describe() != before
