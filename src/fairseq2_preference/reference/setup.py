@@ -142,10 +142,10 @@ def prepare_reference(
     if missing and section.cache == "read":
         entry = missing[0]
         raise PreferenceConfigError(
-            f"`reference_model.cache` is 'read', but {cache.entry(entry.key)} holds no complete "
+            f"`reference_model.cache` is 'read', but the cache at {cache.root} holds no complete "
             f"entry for the {entry.role} data with this reference model, tokenizer and dataset "
-            f"settings. Fill it first with `{FILL_COMMAND}` (same cache_dir), or set "
-            "`reference_model.cache: auto`."
+            f"settings (key {entry.key}). Fill it first with `{FILL_COMMAND}` (same cache_dir), "
+            "or set `reference_model.cache: auto`."
         )
     if missing:
         model = context.get_model("reference_model")
