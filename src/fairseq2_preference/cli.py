@@ -214,16 +214,35 @@ def main(argv: Sequence[str] | None = None) -> None:
         problem = None if output_dir is None else output_dir_problem(output_dir)
         if problem is not None:
             _fail(problem, f"fairseq2 {group} {name}")
+        kept = None if output_dir is None else _set_aside_config(output_dir)
         sys.argv = [f"fairseq2 {group} {name}", *passthrough]
         install_quiet_logs()
         install_unknown_card_hint()
-        _run(recipe)
+        try:
+            _run(recipe)
+        except SystemExit as ex:
+            if ex.code == 2 and kept is not None and output_dir is not None:
+                from fairseq2_preference.run_directory import restore_config
+
+                restore_config(output_dir, kept)  # nothing was trained with the new one
+            raise
     output_dir = _output_dir(passthrough)
     if command.after is not None and output_dir is not None:
         try:
             command.after(output_dir)
         except PreferenceConfigError as ex:
             _fail(str(ex), f"fairseq2 {group} {name}")
+
+
+def _set_aside_config(output_dir: Path) -> Path | None:
+    """Keep an earlier start's config.yaml (on the first process only)."""
+    from fairseq2.utils.env import StandardEnvironment, get_rank
+
+    from fairseq2_preference.run_directory import set_aside_config
+
+    if get_rank(StandardEnvironment()) not in (None, 0):
+        return None
+    return set_aside_config(output_dir)
 
 
 def _output_dir(recipe_args: list[str]) -> Path | None:

@@ -8,6 +8,8 @@ the criterion, the data readers and the train/eval units.
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from fairseq2.logging import log
 from fairseq2.models.clm import CausalLM
 from fairseq2.nn import Embedding
@@ -15,6 +17,7 @@ from fairseq2.recipe.base import Recipe, RecipeContext
 from fairseq2.recipe.composition import register_dataset, register_reference_model
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
+from fairseq2.utils.structured import StandardValueConverter
 from typing_extensions import override
 
 from fairseq2_preference.checkpoints import use_checkpoint_chat_template
@@ -43,6 +46,7 @@ from fairseq2_preference.log_masking import install_log_masking
 from fairseq2_preference.metrics import register_metric_descriptors
 from fairseq2_preference.reference.setup import prepare_reference
 from fairseq2_preference.reference.table import ReferenceTable
+from fairseq2_preference.run_directory import check_run_directory
 from fairseq2_preference.units import (
     PreferenceComputer,
     PreferenceEvalUnit,
@@ -67,6 +71,13 @@ class PreferenceFinetuneRecipe(Recipe):
     @override
     def create_task(self, context: RecipeContext) -> Task:
         config = context.get_config_as(PreferenceFinetuneConfig)
+
+        check_run_directory(
+            context.output_dir,
+            cast(dict[str, Any], StandardValueConverter().unstructure(config)),
+            context.get_checkpoint_manager().maybe_get_last_step_number(),
+            is_writer=context.gangs.root.rank == 0,
+        )
 
         check_vocabulary(context)
 
