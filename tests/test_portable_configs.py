@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAIRSEQ2, REPO, TINY_CONFIG, read_metrics, regime, run_cli
+from fairseq2_preference.tiny_cards import default_tiny_cards
+
+from helpers import FAIRSEQ2, REPO, TINY_CONFIG, read_metrics, regime, run_cli, train
 
 
 def test_no_example_config_depends_on_where_it_sits() -> None:
@@ -47,3 +49,29 @@ def test_unbuilt_tiny_assets_say_how_to_build_them(tmp_path: Path) -> None:
     assert "tiny_llama is not a known model" in stderr
     assert "run `python -m fairseq2_preference.tiny` once" in stderr
     assert str(tmp_path / "not_built") in stderr
+
+
+@pytest.mark.slow
+def test_configured_tiny_cards_take_the_place_of_the_default_ones(
+    tmp_path: Path, tiny_assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The default directory holds cards of the same names as the configured
+    # `extra_paths` (tiny_assets): fairseq2 would refuse the duplicates.
+    default = tmp_path / "default_tiny"
+    shutil.copytree(tiny_assets, default)
+    monkeypatch.setenv("FAIRSEQ2_PREFERENCE_TINY_DIR", str(default))
+    metrics = train(tmp_path / "run", tiny_assets, *regime(2, 2))
+    assert [m["Step"] for m in metrics] == [1, 2]
+
+
+def test_default_tiny_cards_are_read_unless_shadowed(
+    tmp_path: Path, tiny_assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FAIRSEQ2_PREFERENCE_TINY_DIR", str(tiny_assets))
+    assert default_tiny_cards([]) == tiny_assets / "cards"
+    assert default_tiny_cards([tmp_path / "missing", tiny_assets / "cards"]) is None
+    other = tmp_path / "other.yaml"
+    other.write_text("name: something_else\nmodel_family: llama\n")
+    assert default_tiny_cards([other]) == tiny_assets / "cards"
+    monkeypatch.setenv("FAIRSEQ2_PREFERENCE_TINY_DIR", str(tmp_path / "never_built"))
+    assert default_tiny_cards([]) is None

@@ -7,8 +7,8 @@ real Llama 3 tokenizer, and any text can be encoded. The model is randomly
 initialised with a fixed seed and saved as a checkpoint a card points to.
 
 ``python -m fairseq2_preference.tiny [DIR]`` writes (DIR defaults to
-:func:`~fairseq2_preference.extension.default_tiny_dir`, whose cards every
-fairseq2 process reads)::
+:func:`~fairseq2_preference.tiny_cards.default_tiny_dir`, whose cards every
+training run reads)::
 
     DIR/tokenizer/            tokenizer.json & co.
     DIR/model/model.pt        the initial weights
@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 import yaml
 
-from fairseq2_preference.extension import TINY_DIR_VARIABLE, default_tiny_dir
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.synthetic import color_task_rows, instruction_rows, write_jsonl_splits
+from fairseq2_preference.tiny_cards import TINY_DIR_VARIABLE, default_tiny_dir
 
 SPECIAL_TOKENS = (
     "<|begin_of_text|>",
@@ -190,7 +190,7 @@ def main() -> None:
         nargs="?",
         default=default_tiny_dir(),
         help=f"where to write the assets (default: {default_tiny_dir()}, whose cards every "
-        f"fairseq2 command reads; ${TINY_DIR_VARIABLE} moves it)",
+        f"training command reads; ${TINY_DIR_VARIABLE} moves it)",
     )
     parser.add_argument(
         "--corpus", type=Path, help="jsonl data whose text the tokenizer learns too"
@@ -207,7 +207,7 @@ def main() -> None:
     )
     if card_dir == default_tiny_dir().resolve() / "cards":
         print(
-            f"Tiny assets written to {args.out_dir}; every fairseq2 command now knows their cards."
+            f"Tiny assets written to {args.out_dir}; every training command now knows their cards."
         )
     else:
         print(

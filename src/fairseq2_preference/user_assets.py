@@ -24,6 +24,7 @@ from fairseq2.runtime.dependency import DependencyContainer
 from typing_extensions import override
 
 from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.tiny_cards import TINY_DIR_VARIABLE, default_tiny_cards, default_tiny_dir
 
 
 @dataclass(kw_only=True)
@@ -39,16 +40,17 @@ class PreferenceCommonSection(CommonSection):
 
 @final
 class UserAssetMetadataSource(AssetMetadataSource):
-    """The cards under ``common.assets.user_paths``."""
+    """The cards under ``common.assets.user_paths``, and the default tiny demo cards
+    (:mod:`.tiny_cards`) unless a configured path defines the same names."""
 
     def __init__(self, section: CommonSection, metadata_loader: FileAssetMetadataLoader) -> None:
-        self._paths: Sequence[Path] = getattr(section.assets, "user_paths", ())
+        self._paths = [Path(p).expanduser() for p in getattr(section.assets, "user_paths", ())]
+        self._configured = [*self._paths, *map(Path, section.assets.extra_paths)]
         self._metadata_loader = metadata_loader
 
     @override
     def load(self) -> Iterator[AssetMetadataProvider]:
         for path in self._paths:
-            path = Path(path).expanduser()
             if not path.exists():
                 raise PreferenceConfigError(
                     f"The card directory {path} (in `common.assets.user_paths`) does not exist. "
@@ -56,6 +58,9 @@ class UserAssetMetadataSource(AssetMetadataSource):
                     "cards with `python -m fairseq2_preference.tiny DIR` and use DIR/cards."
                 )
             yield self._metadata_loader.load(path)
+        tiny = default_tiny_cards(self._configured)
+        if tiny is not None:
+            yield self._metadata_loader.load(tiny)
 
 
 UNKNOWN_CARD = re.compile(r"^(\S+) is not a known (model|dataset|tokenizer)\b")
@@ -68,13 +73,11 @@ class _UnknownCardHint(logging.Filter):
         match = UNKNOWN_CARD.match(record.getMessage())
         if match is None or record.levelno < logging.ERROR:
             return True
-        from fairseq2_preference.extension import TINY_DIR_VARIABLE, default_tiny_dir
-
         if match.group(1).startswith("tiny_"):
             hint = (
                 "The tiny demo cards are not built: run `python -m fairseq2_preference.tiny` "
                 f"once (it writes {default_tiny_dir()}, ${TINY_DIR_VARIABLE} moves it), "
-                "which every fairseq2 command then reads."
+                "which every training command then reads."
             )
         else:
             hint = (
