@@ -75,3 +75,36 @@ def test_a_diverging_run_stops_and_keeps_its_last_finite_checkpoint(
     state = torch.load(shard, map_location="cpu", weights_only=True)
     tensors = [v for v in state.values() if isinstance(v, torch.Tensor)]
     assert tensors and all(torch.isfinite(t).all() for t in tensors)
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_every_rank_stops_at_the_same_step_under_torchrun(
+    tmp_path: Path, tiny_assets: Path
+) -> None:
+    """The decision is reduced over the ranks: no rank trains on or waits for the others."""
+    import sys
+
+    from helpers import FAIRSEQ2, recipe_args, run_cli
+
+    out = tmp_path / "run"
+    overrides = [
+        "optimizer.config.lr=1e4", "trainer.max_grad_norm=null", "trainer.data_parallelism=fsdp",
+        "regime.num_steps=12", "regime.checkpoint_every_n_steps=1",
+        "regime.validate_every_n_steps=12", "dataset.batch_size=4",
+    ]  # fmt: skip
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+        "--no-python", str(FAIRSEQ2), *recipe_args(out, tiny_assets, overrides),
+    ]  # fmt: skip
+    result = run_cli(command, timeout=600, env={"OMP_NUM_THREADS": "1"})
+    assert result.returncode != 0
+    steps = set()
+    for rank in (0, 1):
+        log = (out / "logs" / f"rank_{rank}.log").read_text()
+        found = re.search(r"Training diverged at step (\d+)", log)
+        assert found, log[-3000:]
+        steps.add(int(found.group(1)))
+    assert len(steps) == 1
+    (step,) = steps
+    assert sorted(p.name for p in (out / "checkpoints").glob("step_*"))[-1] == f"step_{step - 1}"
