@@ -10,7 +10,7 @@ import pytest
 from fairseq2_preference.cli import main
 from fairseq2_preference.curves import plot_runs
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.run_report import summary
+from fairseq2_preference.run_report import report_after_training, summary
 
 from helpers import regime, train, write_jsonl
 
@@ -73,6 +73,24 @@ def test_plot_runs_command_draws_several_runs(tmp_path: Path) -> None:
     assert png_size(out)[0] > 0
     with pytest.raises(PreferenceConfigError, match="1 label"):
         plot_runs([Path(r) for r in runs], out, ["only one"])
+
+
+def test_a_failed_plot_still_leaves_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import fairseq2_preference.curves
+
+    def no_matplotlib(*args: object) -> None:
+        raise ModuleNotFoundError("No module named 'matplotlib'")
+
+    monkeypatch.setattr(fairseq2_preference.curves, "plot_runs", no_matplotlib)
+    sweep = tmp_path / "out"
+    run = fake_run(sweep / "ws_1.abc")  # a fairseq2 sweep sub-directory
+    report_after_training(sweep)
+    captured = capsys.readouterr()
+    assert "No curves drawn: No module named 'matplotlib'" in captured.err
+    assert (run / "summary.txt").read_text().strip() in captured.out
+    assert not (run / "curves.png").exists()
 
 
 @pytest.mark.slow

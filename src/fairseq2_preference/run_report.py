@@ -120,12 +120,13 @@ def report_after_training(output_dir: Path) -> None:
         return
     try:
         run_dir = find_run_dir(output_dir)
+    except PreferenceConfigError as ex:
+        print(f"No run summary: {ex}", file=sys.stderr)
+        return
+    try:
         plot_runs([run_dir], run_dir / CURVES_FILE)
-    except (PreferenceConfigError, OSError, ValueError) as ex:
+    except (PreferenceConfigError, OSError, ValueError, ImportError) as ex:
         print(f"No curves drawn: {ex}", file=sys.stderr)
-        if not (output_dir / "metrics").is_dir():
-            return
-        run_dir = output_dir
     text = summary(run_dir)
     atomic_write_text(run_dir / "summary.txt", text + "\n")
     print(text)
