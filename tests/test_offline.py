@@ -18,7 +18,7 @@ from fairseq2_preference.evaluation.alpaca_data import load_instructions, load_r
 from fairseq2_preference.evaluation.judge import JudgeSection, judge
 from fairseq2_preference.offline import reachable
 
-from helpers import REPO, run_cli
+from helpers import FAIRSEQ2, REPO, run_cli
 
 CLOSED = "http://127.0.0.1:9"
 """The discard port: nothing listens, so a connection is refused at once."""
@@ -74,3 +74,15 @@ def test_offline_data_prep_is_one_paragraph(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "HF_HUB_OFFLINE=1 is set and the Hugging Face cache has no copy" in result.stderr
     assert "--source DIR_OR_FILE" in result.stderr
+
+
+@pytest.mark.slow
+def test_an_offline_hub_checkpoint_is_one_paragraph(tmp_path: Path) -> None:
+    # The default config's model card points at hg://meta-llama/Llama-3.1-8B-Instruct.
+    env = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "FAIRSEQ2_DEVICE": "cpu"}
+    result = run_cli([str(FAIRSEQ2), "lm", "preference_finetune", str(tmp_path / "run")], env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    error = next(ln for ln in result.stderr.splitlines() if "Failed to download hg://" in ln)
+    assert "offline mode is enabled" in error and "`--config model.path=<dir>`" in error
+    assert "Traceback" in (tmp_path / "run" / "logs" / "rank_0.log").read_text()  # kept on disk

@@ -81,3 +81,19 @@ def from_hub(what: str, alternative: str) -> Iterator[None]:
             f"{what} comes from the Hugging Face hub; HF_HUB_OFFLINE=1 is set and the Hugging "
             f"Face cache has no copy ({describe(ex)}) {alternative}"
         ) from None
+
+
+def checkpoint_download_paragraph(message: str, error: BaseException | None) -> str:
+    """fairseq2's "Failed to download hg://..." (logged with a stack trace) as one
+    paragraph naming the cause and the local alternative."""
+    cause = error
+    while cause is not None and cause.__cause__ is not None:
+        cause = cause.__cause__
+    reason = f" ({str(cause).strip().rstrip('.')})" if cause is not None and str(cause) else ""
+    return (
+        f"{message.split('. See logged stack trace', 1)[0]}{reason}. Without the hub "
+        "(offline, HF_HUB_OFFLINE=1 without a cached copy, or no access to a gated model), "
+        "give a local copy of the weights: `--config model.path=<dir>` (a Hugging Face or "
+        "Meta-layout directory; the reference model and tokenizer follow it), or an asset "
+        "card whose `checkpoint:` is a local path."
+    )

@@ -5,7 +5,9 @@ section's config again, every environment variable, the module tree of policy
 and reference) and, at every start, a ``hg_exporter`` DeprecationWarning from
 its own model registrations and torcheval's "No calls to update()" warnings
 for metrics that were empty during a step. On the console those become a
-one-line pointer (config) or a one-line size summary (model); the warnings are
+one-line pointer (config) or a one-line size summary (model), a failed hub
+download of a checkpoint becomes one paragraph naming the local alternative
+instead of a stack trace; the warnings are
 dropped where they are emitted. ``logs/rank_<r>.log`` in the run directory still
 receives everything, and with ``common.debug: true`` the console does too.
 """
@@ -16,6 +18,8 @@ import logging
 import warnings
 from collections.abc import Callable
 from typing import Any, Final
+
+from fairseq2_preference.offline import checkpoint_download_paragraph
 
 HG_EXPORTER: Final = "`hg_exporter` is deprecated"
 
@@ -48,6 +52,10 @@ class _ConsoleSummary(logging.Filter):
             return False
         elif message.startswith("Model (rank "):
             record.msg, record.args = message.split("\n", 1)[0], ()
+        elif message.startswith("Failed to download hg://"):
+            error = record.exc_info[1] if record.exc_info else None
+            record.msg, record.args = checkpoint_download_paragraph(message, error), ()
+            record.exc_info, record.exc_text = None, None
         return True
 
 
