@@ -18,27 +18,34 @@ import json
 import time
 
 import torch
-from fairseq2.datasets import SequenceBatch
 from fairseq2.models.llama import LLaMAConfig, create_llama_model
 
 from fairseq2_preference.criteria import create_criterion
 from fairseq2_preference.data import PreferenceBatch
+from fairseq2_preference.data.batch import collate_examples
 from fairseq2_preference.tiny import TinyModelSpec
 from fairseq2_preference.units import PreferenceComputer
 
 
 def make_batch(
-    pairs: int, seq_len: int, prompt_len: int, vocab: int, device: torch.device
+    pairs: int, seq_len: int, prompt_len: int, vocab: int, device: torch.device, packed: bool
 ) -> PreferenceBatch:
+    """``pairs`` pairs with a shared ``prompt_len``-token prompt and responses of
+    random lengths in ``[seq_len / 2, seq_len]`` tokens overall."""
     g = torch.Generator().manual_seed(0)
-    seqs = torch.randint(3, vocab, (2 * pairs, seq_len), generator=g)
-    lengths = torch.randint(seq_len // 2, seq_len + 1, (2 * pairs,), generator=g)
-    positions = torch.arange(seq_len)
-    mask = (positions < lengths[:, None]) & (positions >= prompt_len)
-    batch = SequenceBatch(seqs, lengths.tolist(), target_mask=mask)
-    preference = PreferenceBatch(batch, [str(i) for i in range(pairs)], 2)
-    preference.to(device)
-    return preference
+    examples = []
+    for i in range(pairs):
+        prompt = torch.randint(3, vocab, (prompt_len,), generator=g)
+        seqs = [
+            torch.cat([prompt, torch.randint(3, vocab, (int(n) - prompt_len,), generator=g)])
+            for n in torch.randint(
+                max(seq_len // 2, prompt_len + 1), seq_len + 1, (2,), generator=g
+            )
+        ]
+        examples.append({"id": str(i), "seqs": seqs, "prompt_len": prompt_len, "numbers": {}})
+    batch = collate_examples(examples, pad_idx=0, mask_source_tokens=True, packed=packed)
+    batch.to(device)
+    return batch
 
 
 def main() -> None:
@@ -52,6 +59,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
+    parser.add_argument("--padded", action="store_true", help="padded [2N, W] instead of packed")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -66,7 +74,9 @@ def main() -> None:
     reference.load_state_dict(policy.state_dict())
     computer = PreferenceComputer(policy, reference, create_criterion("dpo"))
     optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-5)
-    batch = make_batch(args.pairs, args.seq_len, args.prompt_len, args.vocab_size, device)
+    batch = make_batch(
+        args.pairs, args.seq_len, args.prompt_len, args.vocab_size, device, not args.padded
+    )
 
     def step() -> None:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -96,7 +106,9 @@ def main() -> None:
         "pairs": args.pairs,
         "seq_len": args.seq_len,
         "ms_per_step": round(1000 * seconds, 1),
-        "tokens_per_second": round(batch.seqs.num_elements / seconds),
+        "packed": not args.padded,
+        "tokens_per_second": round(batch.num_real_tokens / seconds),
+        "padding_efficiency": round(batch.num_real_tokens / batch.num_computed_tokens, 3),
     }
     if device.type == "cuda":
         report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

@@ -68,12 +68,17 @@ def test_token_budget_holds_for_every_batch(tmp_path: Path, tokenizer: Any) -> N
     rows = random_rows(300, max_words=8)
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     batches = read_all(
-        path, tokenizer, batching=LengthBatching(512), max_seq_len=128, example_shuffle_window=0
+        path,
+        tokenizer,
+        batching=LengthBatching(512),
+        max_seq_len=128,
+        example_shuffle_window=0,
+        packed=False,
     )
     assert len(batches) > 10
     for batch in batches:
-        assert batch.seqs.seqs.numel() <= 512  # [2N, W], padding included
-        assert batch.seqs.seqs.shape[0] == 2 * batch.num_examples
+        assert batch.num_computed_tokens <= 512  # [2N, W], padding included
+        assert batch.inputs.seqs.shape[0] == 2 * batch.num_examples
     ids = [i for b in batches for i in b.ids]
     assert sorted(ids) == sorted(r["id"] for r in rows)  # each pair exactly once
 
@@ -109,29 +114,40 @@ def test_over_long_pairs_are_dropped_and_counted(
     assert "r2" in caplog.text or "r1" in caplog.text
 
 
-def test_layout_and_masks(tmp_path: Path, tokenizer: Any) -> None:
+@pytest.mark.parametrize("packed", [True, False])
+def test_layout_and_scored_tokens(tmp_path: Path, tokenizer: Any, packed: bool) -> None:
+    """Every sequence's inputs and scored targets, read back from the batch."""
     rows = random_rows(6, seed=3)
     path = write_jsonl(tmp_path / "d.jsonl", rows)
     decode = tokenizer.create_decoder(skip_special_tokens=True)
     encode_prompt = tokenizer.create_encoder(mode="prompt")
+    encode_response = tokenizer.create_encoder(mode="prompt_response")
     by_id = {r["id"]: r for r in rows}
 
     for mask_source in (True, False):
         (batch,) = read_all(
-            path, tokenizer, batching=StaticBatching(6), mask_source_tokens=mask_source
+            path,
+            tokenizer,
+            batching=StaticBatching(6),
+            mask_source_tokens=mask_source,
+            packed=packed,
         )
-        seqs, mask = batch.seqs.seqs, batch.seqs.target_mask
-        assert mask is not None and mask.dtype == torch.bool
+        assert batch.inputs.packed == packed
+        inputs = batch.inputs.seqs.flatten()
+        scored = batch.scored
         n = batch.num_examples
         for i, row_id in enumerate(batch.ids):
             row = by_id[row_id]
-            prompt_len = len(encode_prompt(row["src"]))
+            prompt = encode_prompt(row["src"])
             for j, key in ((i, "tgt_chosen"), (n + i, "tgt_rejected")):
-                length = batch.seqs.seq_lens[j]
-                assert decode(seqs[j, prompt_len:length]).strip() == row[key]
-                assert decode(seqs[j, :prompt_len]).strip() == row["src"]
-                start = prompt_len if mask_source else 0
-                assert mask[j].nonzero().flatten().tolist() == list(range(start, length))
+                seq = torch.cat([prompt, encode_response(row[key])])
+                start = len(prompt) if mask_source else 1
+                mine = scored.rows == j
+                assert scored.targets[mine].tolist() == seq[start:].tolist()
+                # each scored position holds the token just before its target
+                assert inputs[scored.positions[mine]].tolist() == seq[start - 1 : -1].tolist()
+                assert decode(scored.targets[mine]).strip().endswith(row[key])
+                assert batch.token_counts[j] == len(seq) - start
 
 
 def test_splits_file_flat_dir_and_named(tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""The unit's reductions against independent, one-sequence-at-a-time computations."""
+"""The log-prob engine and the unit, against independent one-sequence computations.
+
+Every comparison uses uneven prompt and response lengths, both batch layouts
+(packed and padded) and, for the loss, every term (pair loss and NLL).
+"""
 
 from __future__ import annotations
 
@@ -10,24 +14,16 @@ import pytest
 import torch
 import yaml
 from fairseq2.device import CPU
-from fairseq2.gang import create_fake_gangs
 from fairseq2.metrics import MetricBag
 from fairseq2.models.llama import LLaMAConfig, create_llama_model
 from fairseq2.nn import BatchLayout
 
 from fairseq2_preference.criteria import create_criterion
-from fairseq2_preference.data import (
-    PREFERENCE_ROW,
-    JsonlDataset,
-    JsonlSource,
-    PreferenceBatch,
-    ReadOptions,
-    StaticBatching,
-)
+from fairseq2_preference.data.batch import collate_examples
+from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.logprobs import MIN_CHUNKS, chunk_rows, target_logps
+from fairseq2_preference.scoring import prepare_for_scoring
 from fairseq2_preference.units import PreferenceComputer, sequence_logps
-
-from helpers import write_jsonl
-from test_data import random_rows
 
 
 def load_tiny(assets: Path) -> torch.nn.Module:
@@ -42,76 +38,233 @@ def model(tiny_assets: Path) -> torch.nn.Module:
     return load_tiny(tiny_assets)
 
 
-@pytest.fixture
-def batch(tmp_path: Path, tokenizer: Any) -> PreferenceBatch:
-    path = write_jsonl(tmp_path / "d.jsonl", random_rows(5, seed=7))
-    dataset = JsonlDataset(JsonlSource.open(path), PREFERENCE_ROW)
-    options = ReadOptions(batching=StaticBatching(5))
-    reader = dataset.create_reader("train", tokenizer, create_fake_gangs(CPU), options)
-    return next(iter(reader))[0]
+def make_examples(n: int, seed: int, vocab: int = 300) -> list[dict[str, Any]]:
+    """``n`` pairs of random token ids; prompts 3-12, responses 1-30 tokens."""
+    g = torch.Generator().manual_seed(seed)
+
+    def randint(lo: int, hi: int) -> int:
+        return int(torch.randint(lo, hi + 1, (), generator=g))
+
+    examples = []
+    for i in range(n):
+        prompt = torch.randint(5, vocab, (randint(3, 12),), generator=g)
+        seqs = [torch.cat([prompt, torch.randint(5, vocab, (randint(1, 30),), generator=g)])]
+        seqs.append(torch.cat([prompt, torch.randint(5, vocab, (randint(1, 30),), generator=g)]))
+        examples.append({"id": f"e{i}", "seqs": seqs, "prompt_len": len(prompt), "numbers": {}})
+    return examples
 
 
-def one_by_one(model: torch.nn.Module, batch: PreferenceBatch) -> tuple[list[float], list[int]]:
-    """Sum of log p(token) over the response of each sequence, unpadded, in float64."""
-    sums, counts = [], []
-    mask = batch.seqs.target_mask
-    assert mask is not None
-    for row, length in enumerate(batch.seqs.seq_lens):
-        seq = batch.seqs.seqs[row, :length]
-        with torch.no_grad():
-            logits = model(seq[None, :-1], BatchLayout.of(seq[None, :-1]))[0].double()
-        logp = torch.log_softmax(logits, dim=-1)
-        targets = mask[row, 1:length]
-        total = sum(float(logp[pos, seq[pos + 1]]) for pos in range(length - 1) if targets[pos])
-        sums.append(total)
-        counts.append(int(targets.sum()))
-    return sums, counts
+def batch_of(examples: list[dict[str, Any]], packed: bool, mask_source: bool = True) -> Any:
+    return collate_examples(examples, pad_idx=2, mask_source_tokens=mask_source, packed=packed)
 
 
-def test_sequence_logps_match_unpadded_computation(
-    model: torch.nn.Module, batch: PreferenceBatch
-) -> None:
-    with torch.no_grad():
-        sums, counts = sequence_logps(model, batch)
+def naive_logps(model: torch.nn.Module, examples: list[dict[str, Any]]) -> torch.Tensor:
+    """Summed response log-probs, one unpadded sequence at a time, full logits in float64."""
+    sums = []
+    for j in range(2):
+        for ex in examples:
+            seq = ex["seqs"][j]
+            inputs = seq[None, :-1]
+            logits = model(inputs, BatchLayout.of(inputs))[0].double()
+            logp = torch.log_softmax(logits, dim=-1).gather(1, seq[1:, None]).squeeze(1)
+            sums.append(logp[ex["prompt_len"] - 1 :].sum())
+    return torch.stack(sums)
+
+
+def grads(model: torch.nn.Module) -> torch.Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
+
+
+@pytest.mark.parametrize("packed", [True, False])
+def test_sequence_logps_and_gradients_match_naive(model: torch.nn.Module, packed: bool) -> None:
+    examples = make_examples(5, seed=7)
+    weights = torch.linspace(-1.0, 2.0, 10)
+
+    model.zero_grad()
+    expected = naive_logps(model, examples)
+    (expected * weights.double()).sum().backward()
+    expected_grads = grads(model).clone()
+
+    model.zero_grad()
+    batch = batch_of(examples, packed)
+    sums, counts = sequence_logps(model, batch)
+    (sums * weights).sum().backward()
+
     assert sums.dtype == torch.float32
-    expected_sums, expected_counts = one_by_one(model, batch)
-    torch.testing.assert_close(
-        sums.double(), torch.tensor(expected_sums, dtype=torch.float64), rtol=1e-5, atol=1e-4
+    torch.testing.assert_close(sums.double(), expected.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads(model), expected_grads.float(), rtol=1e-5, atol=1e-5)
+    lengths = [len(ex["seqs"][j]) - ex["prompt_len"] for j in range(2) for ex in examples]
+    assert counts.tolist() == lengths
+    model.zero_grad()
+
+
+def test_packed_and_padded_agree_without_source_masking(model: torch.nn.Module) -> None:
+    examples = make_examples(4, seed=3)
+    with torch.no_grad():
+        packed, _ = sequence_logps(model, batch_of(examples, True, mask_source=False))
+        padded, counts = sequence_logps(model, batch_of(examples, False, mask_source=False))
+    torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
+    assert counts.tolist() == [len(ex["seqs"][j]) - 1 for j in range(2) for ex in examples]
+
+
+def test_engine_matches_naive_log_softmax_and_is_chunk_invariant() -> None:
+    torch.manual_seed(0)
+    hidden = torch.randn(300, 32, requires_grad=True)
+    weight = torch.randn(1000, 32, requires_grad=True)
+    bias = torch.randn(1000, requires_grad=True)
+    targets = torch.randint(0, 1000, (300,))
+    upstream = torch.randn(300)
+
+    def run(fn: Any) -> list[torch.Tensor]:
+        for t in (hidden, weight, bias):
+            t.grad = None
+        out = fn()
+        (out * upstream).sum().backward()
+        return [out.detach(), hidden.grad.clone(), weight.grad.clone(), bias.grad.clone()]
+
+    naive = run(
+        lambda: torch.log_softmax(hidden @ weight.T + bias, -1).gather(1, targets[:, None])[:, 0]
     )
-    assert counts.tolist() == expected_counts
+    for budget in (4 * 1000 * 7, 2**30):  # 7-row chunks, and the 1/MIN_CHUNKS share
+
+        def engine(budget: int = budget) -> torch.Tensor:
+            return target_logps(hidden, weight, bias, targets, max_chunk_bytes=budget)
+
+        for got, want in zip(run(engine), naive, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
 
 
-def test_loss_normalisation_and_metrics(model: torch.nn.Module, batch: PreferenceBatch) -> None:
-    criterion = create_criterion("dpo", {"beta": 0.1, "nll_scale": 0.5})
+def test_engine_under_bf16_autocast_accumulates_in_float32() -> None:
+    torch.manual_seed(1)
+    hidden, weight = torch.randn(64, 16), torch.randn(500, 16)
+    targets = torch.randint(0, 500, (64,))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = target_logps(hidden, weight, None, targets)
+    logits = (hidden.bfloat16() @ weight.bfloat16().T).float()
+    want = torch.log_softmax(logits, -1).gather(1, targets[:, None])[:, 0]
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_chunks_stay_under_a_quarter_of_a_float32_logits_tensor() -> None:
+    vocab = 128_256
+    for rows in (10, 17, 500, 4096, 65_536):
+        chunk = chunk_rows(rows, vocab)
+        transient = 10 * chunk * vocab  # bytes per logit held while a chunk is live
+        assert transient <= 0.25 * 4 * rows * vocab
+        assert chunk * 4 * vocab <= 256 * 2**20
+    assert chunk_rows(10_000, 100) == 10_000 // MIN_CHUNKS
+
+
+def criterion_grads(
+    model: torch.nn.Module, splits: list[list[dict[str, Any]]], name: str, config: dict[str, Any]
+) -> torch.Tensor:
+    """Gradient of the step as the trainer forms it: Σ losses / Σ num_targets."""
+    criterion = create_criterion(name, config)
     computer = PreferenceComputer(model, model, criterion)
+    model.zero_grad()
+    steps = [computer(batch_of(part, packed=True)) for part in splits]
+    total = sum(step.num_targets for step in steps)
+    loss = sum((step.loss for step in steps), torch.zeros(()))
+    (loss / total).backward()
+    result = grads(model).clone()
+    model.zero_grad()
+    return result
+
+
+@pytest.mark.parametrize(
+    ("name", "config"),
+    [("sft", {}), ("dpo", {"nll_scale": 0.7}), ("orpo", {}), ("cpo", {})],
+)
+def test_gradients_do_not_depend_on_how_the_batch_is_split(
+    model: torch.nn.Module, name: str, config: dict[str, Any]
+) -> None:
+    examples = make_examples(8, seed=11)
+    whole = criterion_grads(model, [examples], name, config)
+    halves = criterion_grads(model, [examples[:4], examples[4:]], name, config)
+    uneven = criterion_grads(model, [examples[:1], examples[1:6], examples[6:]], name, config)
+    torch.testing.assert_close(halves, whole, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(uneven, whole, rtol=1e-4, atol=1e-6)
+
+
+def test_loss_normalisation_and_metrics(model: torch.nn.Module) -> None:
+    examples = make_examples(5, seed=5)
+    batch = batch_of(examples, packed=True)
+    computer = PreferenceComputer(model, model, create_criterion("dpo", {"nll_scale": 0.5}))
     step = computer(batch)
 
     n = batch.num_examples
-    expected_sums, counts = one_by_one(model, batch)
-    chosen_tokens = sum(counts[:n])
-    nll_sum = -sum(expected_sums[:n])
-    # Policy == reference, so every pair loss is ln 2.
-    expected = n * math.log(2) + 0.5 * nll_sum * n / chosen_tokens
+    sums = naive_logps(model, examples).detach()
+    counts = torch.tensor(batch.token_counts, dtype=torch.float64)
+    # Policy == reference, so every pair loss is ln 2; the NLL is RPO's per pair.
+    per_pair_nll = -(sums[:n] / counts[:n])
+    expected = n * math.log(2) + 0.5 * float(per_pair_nll.sum())
+    assert step.num_targets == n
     assert float(step.loss.detach()) == pytest.approx(expected, rel=1e-5)
 
     bag = MetricBag(device=CPU)
     computer.prepare_metric_bag(bag)
     computer.update_metrics(bag, batch, step)
-    values = {name: metric.compute() for name, metric in bag.metrics.items()}
-    assert float(values["loss"]) == pytest.approx(expected / n, rel=1e-5)
-    assert float(values["dpo_loss"]) == pytest.approx(math.log(2), rel=1e-6)
-    assert float(values["nll_loss"]) == pytest.approx(nll_sum / chosen_tokens, rel=1e-5)
-    assert float(values["rewards/accuracies"]) == 0.0  # ties are not wins
-    assert float(values["logps/rejected"]) == pytest.approx(sum(expected_sums[n:]) / n, rel=1e-5)
+    values = {name: float(metric.compute()) for name, metric in bag.metrics.items()}
+    assert values["loss"] == pytest.approx(expected / n, rel=1e-5)
+    assert values["dpo_loss"] == pytest.approx(math.log(2), rel=1e-6)
+    chosen_tokens = float(counts[:n].sum())
+    assert values["nll_loss"] == pytest.approx(-float(sums[:n].sum()) / chosen_tokens, rel=1e-5)
+    assert values["rewards/accuracies"] == 0.0  # ties are not wins
+    assert values["logps/rejected"] == pytest.approx(float(sums[n:].mean()), rel=1e-5)
+    assert values["padding_efficiency"] == 1.0  # packed
     assert int(values["num_examples"]) == n
 
 
-def test_reference_is_not_differentiated(
-    model: torch.nn.Module, batch: PreferenceBatch, tiny_assets: Path
+def test_sft_is_a_token_mean_over_the_chosen_responses(model: torch.nn.Module) -> None:
+    examples = make_examples(3, seed=9)
+    step = PreferenceComputer(model, None, create_criterion("sft"))(batch_of(examples, True))
+    sums = naive_logps(model, examples).detach()
+    chosen_tokens = sum(len(ex["seqs"][0]) - ex["prompt_len"] for ex in examples)
+    assert step.num_targets == chosen_tokens
+    assert float(step.loss.detach()) == pytest.approx(-float(sums[:3].sum()), rel=1e-5)
+
+
+def test_reference_runs_first_in_inference_mode_and_gets_no_gradient(
+    model: torch.nn.Module, tiny_assets: Path
 ) -> None:
-    reference = load_tiny(tiny_assets).requires_grad_(False)
+    reference = load_tiny(tiny_assets)  # deliberately not frozen: the unit must not train it
+    calls: list[tuple[str, bool]] = []
+    for name, module in (("reference", reference), ("policy", model)):
+        module.register_forward_pre_hook(
+            lambda _m, _a, name=name: calls.append((name, torch.is_inference_mode_enabled()))
+        )
     computer = PreferenceComputer(model, reference, create_criterion("dpo"))
     model.zero_grad()
-    computer(batch).loss.backward()
+    computer(batch_of(make_examples(3, seed=2), packed=True)).loss.backward()
+    assert calls == [("reference", True), ("policy", False)]
     assert all(p.grad is None for p in reference.parameters())
     assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+    model.zero_grad()
+    model._forward_pre_hooks.clear()
+
+
+def test_reference_logps_carried_by_the_batch_replace_the_reference_model(
+    model: torch.nn.Module,
+) -> None:
+    examples = make_examples(4, seed=4)
+    live = PreferenceComputer(model, model, create_criterion("dpo"))(batch_of(examples, True))
+    batch = batch_of(examples, True)
+    with torch.no_grad():
+        batch.reference_logps, _ = sequence_logps(model, batch)
+    cached = PreferenceComputer(model, None, create_criterion("dpo"))(batch)
+    torch.testing.assert_close(cached.loss, live.loss)
+
+    with pytest.raises(PreferenceConfigError, match="reference"):
+        PreferenceComputer(model, None, create_criterion("dpo"))(batch_of(examples, True))
+
+
+def test_scoring_head_leaves_the_models_own_loss_alone(model: torch.nn.Module) -> None:
+    prepare_for_scoring(model)
+    seqs = torch.randint(5, 300, (2, 9))
+    inputs, targets = seqs[:, :-1], seqs[:, 1:]
+    with torch.no_grad():
+        loss = model(inputs, BatchLayout.of(inputs), targets)
+        logits = model(inputs, BatchLayout.of(inputs)).double()
+    expected = -torch.log_softmax(logits, -1).gather(2, targets[..., None]).sum()
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)

@@ -60,6 +60,7 @@ def register_metric_descriptors(
         if kls.has_pair_loss:
             register(criterion_loss_name(kls), kls.display_name or f"{kls.name} Loss", 95)
 
+    register("padding_efficiency", "Padding Efficiency", 900, higher_better=True)
     for priority, name in enumerate(REWARD_METRICS + LOGPS_METRICS, start=120):
         group, _, key = name.partition("/")
         register(name, f"{group.title()}/{key.title()}", priority, name == "rewards/accuracies")
@@ -72,6 +73,7 @@ def add_preference_metrics(bag: MetricBag, criterion: PreferenceCriterion, pairs
     for name in ("loss", "nll_loss", "logps/chosen"):
         bag.add(name, Mean())
     add_seq_batch_metrics(bag)
+    bag.add("padding_efficiency", Mean())
     if not pairs:
         return
     bag.add("logps/rejected", Mean())
@@ -93,10 +95,12 @@ def update_mean(bag: MetricBag, name: str, values: Tensor) -> None:
 
 @torch.inference_mode()
 def update_batch_metrics(bag: MetricBag, batch: PreferenceBatch) -> None:
-    """fairseq2's batch metrics, counting pairs (not sequences) as examples."""
-    seqs = batch.seqs
+    """fairseq2's batch metrics, counting pairs (not sequences) as examples, and
+    the padding efficiency: real tokens / tokens the model computed over."""
+    real, computed = batch.num_real_tokens, batch.num_computed_tokens
     for prefix in ("", "total_"):
         bag.get(f"{prefix}num_examples", Sum).update(batch.num_examples)
-        bag.get(f"{prefix}num_elements", Sum).update(seqs.num_elements)
-        bag.get(f"{prefix}num_target_elements", Sum).update(seqs.num_target_elements)
-    bag.get("padding", Sum).update(seqs.padding)
+        bag.get(f"{prefix}num_elements", Sum).update(real)
+        bag.get(f"{prefix}num_target_elements", Sum).update(sum(batch.token_counts))
+    bag.get("padding", Sum).update(computed - real)
+    bag.get("padding_efficiency", Mean).update(torch.tensor(real / computed), weight=computed)

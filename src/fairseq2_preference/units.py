@@ -1,16 +1,23 @@
-"""Train and eval units: one forward over chosen + rejected, then the criterion.
+"""Train and eval units: one policy forward over chosen + rejected, then the criterion.
 
-Per step, for a batch of N pairs (2N padded rows):
+Per step, for a batch of N examples (k·N sequences, packed or padded):
 
-1. one policy forward over all 2N sequences; per-token log-probabilities are
-   taken in float32 (``logits.float()``, also under bf16 autocast) and summed
-   over the response tokens of each sequence;
-2. if the criterion needs it, the same under the frozen reference model, in
-   ``torch.no_grad``;
-3. ``loss = Σ pair_losses + nll_scale · NLL_sum · N / T_chosen``, returned with
-   N so that fairseq2's trainer divides the gradients by the number of pairs over
-   all ranks and accumulated micro-batches: every pair weighs the same, and the
-   NLL term is a token mean over the chosen responses of each micro-batch.
+1. if the criterion needs reference log-probabilities and the batch does not
+   carry them (a reference cache, or scores in the data rows), the frozen
+   reference model scores the batch first, under ``torch.inference_mode``, so
+   that its transient memory is freed before the policy keeps activations;
+2. one policy forward; :func:`~fairseq2_preference.scoring.sequence_logps`
+   projects only the scored (response) positions and sums their float32
+   log-probabilities per sequence;
+3. the loss and the count it is normalised by, both independent of how the
+   global batch is split over ranks and accumulated micro-batches (the trainer
+   divides the summed gradients by the global count):
+
+   * a criterion with a pair loss: ``Σ_pairs [pair_loss + nll_scale · NLL_i / |y_i|]``
+     over the number of pairs, ``NLL_i / |y_i|`` being the token-mean NLL of pair
+     i's chosen response (RPO's per-pair, length-normalised NLL);
+   * a criterion that is all NLL (``sft``): ``nll_scale · Σ NLL`` over the number
+     of chosen response tokens, the global token mean of fairseq2's own SFT.
 """
 
 from __future__ import annotations
@@ -24,7 +31,6 @@ from fairseq2.metrics.aggregation import Mean
 from fairseq2.trainer import TrainUnit
 from torch import Tensor
 from torch.nn import Module
-from torch.nn.functional import cross_entropy
 from typing_extensions import override
 
 from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps
@@ -36,18 +42,7 @@ from fairseq2_preference.metrics import (
     update_batch_metrics,
     update_mean,
 )
-
-
-def sequence_logps(model: Module, batch: PreferenceBatch) -> tuple[Tensor, Tensor]:
-    """Per-sequence log-probability sums over target tokens (float32) and token counts."""
-    inputs, targets = batch.seqs.as_auto_regressive()
-    seqs, layout = inputs.as_input()
-    logits = model(seqs, layout)
-    token_logps = -cross_entropy(logits.float().transpose(1, 2), targets.seqs, reduction="none")
-    mask = targets.target_mask
-    if mask is None:
-        raise ValueError("A preference batch must carry a target mask.")
-    return token_logps.masked_fill(~mask, 0.0).sum(-1), mask.sum(-1)
+from fairseq2_preference.scoring import prepare_for_scoring, sequence_logps
 
 
 @dataclass
@@ -55,6 +50,8 @@ class PreferenceStep:
     """What one batch gives: the loss to back-propagate and what is logged."""
 
     loss: Tensor
+    num_targets: int
+    """What the trainer normalises ``loss`` by: pairs, or chosen tokens for ``sft``."""
     pair_losses: Tensor
     nll: Tensor
     """NLL summed over the chosen response tokens."""
@@ -73,7 +70,11 @@ def check_data_kind(criterion: PreferenceCriterion, pairs: bool) -> None:
 
 
 class PreferenceComputer:
-    """The computation shared by the train and the eval unit."""
+    """The computation shared by the train and the eval unit.
+
+    ``reference_model`` may be ``None`` for a criterion that needs a reference
+    when every batch carries ``reference_logps``.
+    """
 
     def __init__(
         self,
@@ -88,54 +89,64 @@ class PreferenceComputer:
         self.criterion = criterion
         self.pairs = pairs
         """``False`` for instruction data: one response per example, no rejected one."""
+        prepare_for_scoring(model)
+        if self.reference_model is not None:
+            prepare_for_scoring(self.reference_model)
+
+    def reference_logps(self, batch: PreferenceBatch) -> Tensor | None:
+        """The batch's summed reference log-probabilities, if the criterion reads them."""
+        if not self.criterion.needs_reference:
+            return None
+        if batch.reference_logps is not None:
+            return batch.reference_logps
+        if self.reference_model is None:
+            raise PreferenceConfigError(
+                f"Criterion '{self.criterion.name}' needs reference log-probabilities: set "
+                "`reference_model`, or fill the reference cache for this data."
+            )
+        with torch.inference_mode():
+            sums, _ = sequence_logps(self.reference_model, batch)
+        return sums.clone()  # a normal tensor, usable in the policy's autograd graph
 
     def __call__(self, batch: PreferenceBatch) -> PreferenceStep:
         if batch.has_rejected != self.pairs:
             raise ValueError("The batch does not match the data kind the unit was built for.")
-        num_pairs = batch.num_examples
+        n = batch.num_examples
+        ref = self.reference_logps(batch)
         logps, lengths = sequence_logps(self.model, batch)
 
-        ref_chosen = ref_rejected = None
-        if self.criterion.needs_reference:
-            ref_logps = batch.reference_logps
-            if ref_logps is None:
-                if self.reference_model is None:
-                    raise ValueError(
-                        f"Criterion '{self.criterion.name}' needs a reference model or "
-                        "batches that carry `reference_logps`."
-                    )
-                with torch.no_grad():
-                    ref_logps, _ = sequence_logps(self.reference_model, batch)
-            ref_chosen, ref_rejected = ref_logps[:num_pairs], ref_logps[num_pairs:]
-
         seq_logps = SequenceLogps(
-            chosen=logps[:num_pairs],
-            rejected=logps[num_pairs:],
-            chosen_lengths=lengths[:num_pairs],
-            rejected_lengths=lengths[num_pairs:],
-            ref_chosen=ref_chosen,
-            ref_rejected=ref_rejected,
+            chosen=logps[:n],
+            rejected=logps[n:],
+            chosen_lengths=lengths[:n],
+            rejected_lengths=lengths[n:],
+            ref_chosen=None if ref is None else ref[:n],
+            ref_rejected=None if ref is None else ref[n:],
             extras=batch.extras,
         )
 
-        pair_losses = self.criterion.pair_losses(seq_logps)
+        criterion = self.criterion
+        pair_losses = criterion.pair_losses(seq_logps)
         nll = -seq_logps.chosen.sum()
+        if not criterion.has_pair_loss:
+            return PreferenceStep(
+                criterion.nll_scale * nll, batch.num_chosen_tokens, pair_losses, nll, seq_logps
+            )
         loss = pair_losses.sum()
-        if self.criterion.nll_scale:
-            num_chosen_tokens = seq_logps.chosen_lengths.sum()
-            loss = loss + self.criterion.nll_scale * nll * num_pairs / num_chosen_tokens
-        return PreferenceStep(loss, pair_losses, nll, seq_logps)
+        if criterion.nll_scale:
+            loss = loss - criterion.nll_scale * seq_logps.chosen_mean.sum()
+        return PreferenceStep(loss, n, pair_losses, nll, seq_logps)
 
     def prepare_metric_bag(self, bag: MetricBag) -> None:
         add_preference_metrics(bag, self.criterion, self.pairs)
 
     @torch.inference_mode()
     def update_metrics(self, bag: MetricBag, batch: PreferenceBatch, step: PreferenceStep) -> None:
-        num_pairs = batch.num_examples
+        """Device-side updates only: no host sync per batch."""
         logps = step.logps
-        num_chosen_tokens = int(logps.chosen_lengths.sum())
+        num_chosen_tokens = batch.num_chosen_tokens
 
-        bag.get("loss", Mean).update(step.loss.detach() / num_pairs, weight=num_pairs)
+        bag.get("loss", Mean).update(step.loss.detach() / step.num_targets, weight=step.num_targets)
         if self.criterion.has_pair_loss:
             update_mean(bag, criterion_loss_name(self.criterion), step.pair_losses)
         bag.get("nll_loss", Mean).update(
@@ -171,7 +182,7 @@ class PreferenceTrainUnit(TrainUnit[PreferenceBatch]):
     def process_batch(self, batch: PreferenceBatch, metric_bag: MetricBag) -> tuple[Tensor, int]:
         step = self._computer(batch)
         self._computer.update_metrics(metric_bag, batch, step)
-        return step.loss, batch.num_examples
+        return step.loss, step.num_targets
 
 
 class PreferenceEvalUnit(EvalUnit[PreferenceBatch]):

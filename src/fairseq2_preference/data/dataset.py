@@ -53,6 +53,9 @@ class ReadOptions:
 
     mask_source_tokens: bool = True
 
+    packed: bool = True
+    """Batches as one stream without padding (see :func:`collate_examples`)."""
+
     source_encode_mode: str = "prompt"
     target_encode_mode: str = "prompt_response"
 
@@ -140,6 +143,7 @@ class PreferenceDataset(ABC):
                 collate_examples,
                 pad_idx=0 if pad_idx is None else pad_idx,
                 mask_source_tokens=options.mask_source_tokens,
+                packed=options.packed,
             )
         )
 
