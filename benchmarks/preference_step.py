@@ -28,11 +28,17 @@ from fairseq2_preference.units import PreferenceComputer
 
 
 def make_batch(
-    pairs: int, seq_len: int, prompt_len: int, vocab: int, device: torch.device, packed: bool
+    pairs: int,
+    seq_len: int,
+    prompt_len: int,
+    vocab: int,
+    device: torch.device,
+    packed: bool = True,
 ) -> PreferenceBatch:
     """``pairs`` pairs with a shared ``prompt_len``-token prompt and responses of
     random lengths in ``[seq_len / 2, seq_len]`` tokens overall."""
     g = torch.Generator().manual_seed(0)
+    prompt_len = min(prompt_len, seq_len // 4)
     examples = []
     for i in range(pairs):
         prompt = torch.randint(3, vocab, (prompt_len,), generator=g)

@@ -22,8 +22,8 @@ from fairseq2_preference.criteria import create_criterion
 from fairseq2_preference.data.batch import collate_examples
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.logprobs import MIN_CHUNKS, chunk_rows, target_logps
-from fairseq2_preference.scoring import prepare_for_scoring
-from fairseq2_preference.units import PreferenceComputer, sequence_logps
+from fairseq2_preference.scoring import prepare_for_scoring, sequence_logps
+from fairseq2_preference.units import PreferenceComputer
 
 
 def load_tiny(assets: Path) -> torch.nn.Module:
@@ -71,6 +71,28 @@ def naive_logps(model: torch.nn.Module, examples: list[dict[str, Any]]) -> torch
     return torch.stack(sums)
 
 
+def one_by_one(model: torch.nn.Module, batch: Any) -> tuple[list[float], list[int]]:
+    """:func:`naive_logps` for a batch read from data: each sequence rebuilt from
+    the batch's inputs (``s[:-1]``) and its last target, scored one at a time."""
+    inputs, scored = batch.inputs, batch.scored
+    begins = torch.tensor(inputs.seq_lens).cumsum(0) - torch.tensor(inputs.seq_lens)
+    sums, counts = [], []
+    for row, length in enumerate(inputs.seq_lens):
+        row_inputs = (
+            inputs.seqs[begins[row] : begins[row] + length]
+            if inputs.packed
+            else inputs.seqs[row, :length]
+        )
+        targets = scored.targets[scored.rows == row]
+        seq = torch.cat([row_inputs, targets[-1:]])
+        with torch.no_grad():
+            logits = model(seq[None, :-1], BatchLayout.of(seq[None, :-1]))[0].double()
+        logp = torch.log_softmax(logits, dim=-1).gather(1, seq[1:, None]).squeeze(1)
+        sums.append(float(logp[len(seq) - 1 - len(targets) :].sum()))
+        counts.append(len(targets))
+    return sums, counts
+
+
 def grads(model: torch.nn.Module) -> torch.Tensor:
     return torch.cat([p.grad.flatten() for p in model.parameters() if p.grad is not None])
 
@@ -100,11 +122,17 @@ def test_sequence_logps_and_gradients_match_naive(model: torch.nn.Module, packed
 
 def test_packed_and_padded_agree_without_source_masking(model: torch.nn.Module) -> None:
     examples = make_examples(4, seed=3)
+    batches = [batch_of(examples, packed, mask_source=False) for packed in (True, False)]
     with torch.no_grad():
-        packed, _ = sequence_logps(model, batch_of(examples, True, mask_source=False))
-        padded, counts = sequence_logps(model, batch_of(examples, False, mask_source=False))
+        packed, _ = sequence_logps(model, batches[0])
+        padded, counts = sequence_logps(model, batches[1])
     torch.testing.assert_close(packed, padded, rtol=1e-5, atol=1e-5)
     assert counts.tolist() == [len(ex["seqs"][j]) - 1 for j in range(2) for ex in examples]
+    for batch in batches:
+        sums, naive_counts = one_by_one(model, batch)
+        want = torch.tensor(sums, dtype=torch.float64)
+        torch.testing.assert_close(packed.double(), want, rtol=1e-5, atol=1e-5)
+        assert naive_counts == counts.tolist()
 
 
 def test_engine_matches_naive_log_softmax_and_is_chunk_invariant() -> None:

@@ -84,8 +84,8 @@ class CausalNoMaskSDPA(SDPA):
         # (S, H, K) -> (n, L, H, K) -> (S, H, K)
         rows, positions = _padded_index(q_layout, q.size(0))
         shape = (len(q_layout.seq_lens), q_layout.max_seq_len, *q.shape[1:])
-        padded = [t.new_zeros(shape).index_put((rows, positions), t) for t in (q, k, v)]
-        attn = _causal(*padded, dropout_p, scale)
+        pq, pk, pv = (t.new_zeros(shape).index_put((rows, positions), t) for t in (q, k, v))
+        attn = _causal(pq, pk, pv, dropout_p, scale)
         return attn[rows, positions], None
 
 

@@ -111,6 +111,11 @@ class PreferenceDatasetSection(DatasetSection):
     mask_source_tokens: bool = True
     """If ``True``, prompt tokens count neither in log-probs nor in the NLL."""
 
+    packed: bool = True
+    """Batch the sequences as one stream without padding: every linear layer runs on
+    real tokens only and attention stays mask-free (``padding_efficiency`` 1.0).
+    ``False``: right-padded ``[2N, W]`` batches (still mask-free causal attention)."""
+
     min_seq_len: int = 1
     """Examples with a sequence (prompt + response) shorter than this are dropped."""
 
@@ -191,7 +196,8 @@ class PreferenceFinetuneConfig(SupportsStructure):
     optimizer: OptimizerSection = field(
         default_factory=lambda: OptimizerSection(
             name=ADAMW_OPTIMIZER,
-            config=AdamWConfig(lr=5.5e-6, betas=(0.9, 0.95), weight_decay=0.1),
+            # fused: one kernel per parameter group step (CPU and CUDA, DDP and FSDP2)
+            config=AdamWConfig(lr=5.5e-6, betas=(0.9, 0.95), weight_decay=0.1, impl="fused"),
         )
     )
 

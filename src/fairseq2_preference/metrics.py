@@ -15,6 +15,7 @@ name                       display name               meaning (mean over pairs u
 ``rewards/accuracies``     Rewards/Accuracies         share of pairs with chosen > rejected
 ``logps/chosen``           Logps/Chosen               summed response log-prob
 ``logps/rejected``         Logps/Rejected
+``padding_efficiency``     Padding Efficiency         real tokens / tokens computed (1.0 packed)
 =========================  =========================  ======================================
 
 plus fairseq2's batch metrics, where an *example* is a pair.

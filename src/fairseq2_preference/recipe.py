@@ -181,6 +181,7 @@ def read_options(
         min_seq_len=section.min_seq_len,
         max_seq_len=section.max_seq_len,
         mask_source_tokens=section.mask_source_tokens,
+        packed=section.packed,
         source_encode_mode=section.source_encode_mode,
         target_encode_mode=section.target_encode_mode,
         num_accumulate=config.trainer.grad_accumulation.num_batches if training else 1,

@@ -81,8 +81,9 @@ class CriterionConfig:
     """Fields every criterion config has; subclass it to add hyper-parameters."""
 
     nll_scale: float = 0.0
-    """Weight of the token-mean NLL of the chosen responses, added to the pair
-    losses by the train unit (RPO-style regularisation; 0 disables it)."""
+    """Weight of the NLL of the chosen responses, added by the train unit: each
+    pair's token-mean NLL, summed over pairs (RPO's regularisation; 0 disables
+    it), or for an all-NLL criterion (``sft``) the global token mean."""
 
     def validate(self) -> ValidationResult:
         result = ValidationResult()

@@ -28,7 +28,7 @@ from torch.nn import Module
 from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
 from fairseq2_preference.reference.store import ReferenceCache, new_nonce
 from fairseq2_preference.reference.table import ReferenceTable
-from fairseq2_preference.units import sequence_logps
+from fairseq2_preference.scoring import sequence_logps
 
 LOG_EVERY_S = 30.0
 
