@@ -14,22 +14,21 @@ from fairseq2_preference.config import (
 
 
 @pytest.mark.parametrize(
-    ("mode", "parallelism", "world_size", "expected"),
+    ("mode", "parallelism", "expected"),
     [
-        ("static", "fsdp", 8, torch.bfloat16),  # FSDP casts the policy's parameters
-        ("static", "fsdp", 1, torch.float32),  # one process: fairseq2 falls back to autocast
-        ("static", "ddp", 8, torch.float32),  # DDP: autocast over fp32 parameters
-        ("auto", "fsdp", 8, torch.float32),
-        ("off", "fsdp", 8, torch.float32),
+        ("static", "fsdp", torch.bfloat16),  # FSDP casts the policy's parameters
+        ("static", "ddp", torch.bfloat16),  # DDP: autocast over fp32 parameters, same matmuls
+        ("auto", "fsdp", torch.bfloat16),
+        ("off", "fsdp", torch.float32),
     ],
 )
-def test_reference_dtype_follows_the_policy_parameters(
-    mode: str, parallelism: str, world_size: int, expected: DataType
+def test_reference_dtype_is_the_training_dtype(
+    mode: str, parallelism: str, expected: DataType
 ) -> None:
     config = PreferenceFinetuneConfig()
     config.trainer.mixed_precision.mode = mode  # type: ignore[assignment]
     config.trainer.data_parallelism = parallelism  # type: ignore[assignment]
-    resolve_reference_dtype(config, world_size)
+    resolve_reference_dtype(config)
     assert config.reference_model is not None and config.reference_model.dtype == expected
 
 
@@ -37,7 +36,7 @@ def test_an_explicit_reference_dtype_is_kept() -> None:
     config = PreferenceFinetuneConfig(
         reference_model=PreferenceReferenceModelSection(name="x", dtype=torch.float16)
     )
-    resolve_reference_dtype(config, 8)
+    resolve_reference_dtype(config)
     assert config.reference_model is not None and config.reference_model.dtype == torch.float16
 
 

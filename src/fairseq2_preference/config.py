@@ -30,7 +30,6 @@ from fairseq2.recipe.config import (
 )
 from fairseq2.runtime.dependency import DependencyResolver
 from fairseq2.utils.validation import ValidationResult
-from fairseq2.world_info import WorldInfo
 from typing_extensions import override
 
 from fairseq2_preference.checkpoints import follow_policy
@@ -65,9 +64,10 @@ class PreferenceReferenceModelSection(ReferenceModelSection):
     """
 
     dtype: DataType | None = None  # type: ignore[assignment]
-    """``None``: the dtype of the policy's parameters during the forward pass, i.e.
-    ``trainer.mixed_precision.dtype`` under FSDP with ``static`` mixed precision,
-    else ``model.dtype`` (see :func:`resolve_reference_dtype`)."""
+    """``None``: the training dtype, i.e. ``trainer.mixed_precision.dtype`` when mixed
+    precision is on (a bf16 replica, half the memory of a float32 one), else
+    ``model.dtype`` (see :func:`resolve_reference_dtype`). Set ``float32`` to keep a
+    full-precision reference under autocast."""
 
     cache: str = "off"
     """Reference log-probs computed once and reused (see ``fairseq2_preference.reference``):
@@ -229,32 +229,27 @@ class PreferenceFinetuneConfig(SupportsStructure):
     @override
     def structure(self, resolver: DependencyResolver) -> None:
         follow_policy(self.model, self.reference_model, self.tokenizer, DEFAULT_MODEL)
-        resolve_reference_dtype(self, resolver.resolve(WorldInfo).size)
+        resolve_reference_dtype(self)
 
 
-def resolve_reference_dtype(config: PreferenceFinetuneConfig, world_size: int) -> None:
-    """Give an unset ``reference_model.dtype`` the dtype of the policy's parameters.
+def resolve_reference_dtype(config: PreferenceFinetuneConfig) -> None:
+    """Give an unset ``reference_model.dtype`` the training dtype.
 
-    fairseq2 casts the policy's parameters to ``trainer.mixed_precision.dtype``
-    only for ``static`` mixed precision under FSDP with several processes; in
-    every other case the parameters stay in ``model.dtype`` and mixed precision
-    is autocast, which then applies to the reference forward as well. Matching
-    that makes policy and reference compute identically at the start (the DPO
-    loss is exactly ln 2 when both are the same model); an fp32 reference next
-    to a bf16 FSDP policy would not.
+    The reference only runs forward, in inference mode, and its matmuls run in the
+    mixed-precision dtype anyway (autocast, or FSDP's cast of the policy): keeping
+    a float32 replica would double its memory (32 GB instead of 16 for an 8B model
+    on every rank) for no change in the matmuls. With mixed precision off it is
+    ``model.dtype``, like the policy. Under autocast over float32 policy parameters
+    the step-1 DPO loss then differs from ln 2 by bf16 rounding of the embeddings
+    and norms (about 1e-3); ``reference_model.dtype: float32`` restores exactness.
 
     Runs when the config is structured, so ``config.yaml`` records the real dtype.
     """
     reference = config.reference_model
     if reference is None or reference.dtype is not None:
         return
-    trainer = config.trainer
-    cast = (
-        trainer.mixed_precision.mode == "static"
-        and trainer.data_parallelism == "fsdp"
-        and world_size > 1
-    )
-    reference.dtype = trainer.mixed_precision.dtype if cast else config.model.dtype
+    precision = config.trainer.mixed_precision
+    reference.dtype = precision.dtype if precision.mode != "off" else config.model.dtype
 
 
 @dataclass(kw_only=True)

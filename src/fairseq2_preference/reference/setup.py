@@ -123,7 +123,7 @@ def prepare_reference(
     if section is not None and section.dtype is None:
         # Only a config object handed to `fairseq2.recipe.run()` skips structuring;
         # there the recipe sees that very object, so resolving it here takes effect.
-        resolve_reference_dtype(config, context.gangs.root.size)
+        resolve_reference_dtype(config)
     if not criterion.needs_reference:
         if section is not None:
             log.info(
