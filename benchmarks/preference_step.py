@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
 
 import torch
 from fairseq2.models.llama import LLaMAConfig, create_llama_model
@@ -52,6 +53,28 @@ def make_batch(
     batch = collate_examples(examples, pad_idx=0, mask_source_tokens=True, packed=packed)
     batch.to(device)
     return batch
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name()
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+def time_steps(step: Callable[[], None], warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds per step over ``steps`` after ``warmup``; CUDA peak memory counts
+    from the first timed step."""
+    for _ in range(warmup):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return (time.perf_counter() - start) / steps
 
 
 def main() -> None:
@@ -91,22 +114,10 @@ def main() -> None:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = (time.perf_counter() - start) / args.steps
+    seconds = time_steps(step, args.warmup, args.steps, device)
 
     report = {
-        "device": torch.cuda.get_device_name()
-        if device.type == "cuda"
-        else f"cpu ({torch.get_num_threads()} threads)",
+        "device": device_name(device),
         "params": sum(p.numel() for p in policy.parameters()),
         "dtype": args.dtype,
         "pairs": args.pairs,

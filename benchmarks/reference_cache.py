@@ -40,7 +40,7 @@ from fairseq2_preference.tiny import TinyModelSpec, build_tiny_assets
 from fairseq2_preference.units import PreferenceComputer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from preference_step import make_batch
+from preference_step import device_name, make_batch, time_steps
 
 REPO = Path(__file__).resolve().parents[1]
 FAIRSEQ2 = Path(sys.executable).with_name("fairseq2")
@@ -70,25 +70,14 @@ def step_benchmark(args: argparse.Namespace) -> dict[str, object]:
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    for _ in range(args.warmup):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    seconds = time_steps(step, args.warmup, args.steps, device)
     params = sum(p.numel() for p in policy.parameters())
     report: dict[str, object] = {
         "mode": args.mode,
-        "device": torch.cuda.get_device_name()
-        if device.type == "cuda"
-        else f"cpu ({torch.get_num_threads()} threads)",
+        "device": device_name(device),
         "params": params,
         "reference_weights_mib": round(4 * params / 2**20, 1) if reference is not None else 0,
-        "ms_per_step": round(1000 * (time.perf_counter() - start) / args.steps, 1),
+        "ms_per_step": round(1000 * seconds, 1),
         "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
     }
     if device.type == "cuda":
