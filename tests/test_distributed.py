@@ -13,6 +13,7 @@ from helpers import FAIRSEQ2, read_metrics, recipe_args, run_cli
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
 COMMON = (
+    "criterion.config.nll_scale=0.5",  # every loss term: pair loss and per-pair NLL
     "regime.num_steps=6",
     "regime.validate_every_n_steps=3",
     "regime.checkpoint_every_n_steps=3",
@@ -54,7 +55,7 @@ def test_two_processes_match_one(
     assert [m["Step"] for m in two] == [m["Step"] for m in one] == list(range(1, 7))
     for a, b in zip(two, one, strict=True):
         assert a["Number of Examples"] == b["Number of Examples"] == 8  # same global batch
-        for key in ("Loss", "Rewards/Margins", "Logps/Chosen", "Gradient Norm"):
+        for key in ("Loss", "NLL Loss", "Rewards/Margins", "Logps/Chosen", "Gradient Norm"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key  # type: ignore[arg-type]
     valid_two, valid_one = read_metrics(out, "valid"), read_metrics(one_process, "valid")
     assert float(valid_two[-1]["Loss"]) == pytest.approx(float(valid_one[-1]["Loss"]), rel=1e-4)  # type: ignore[arg-type]
