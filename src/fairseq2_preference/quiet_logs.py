@@ -19,8 +19,6 @@ import warnings
 from collections.abc import Callable
 from typing import Any, Final
 
-from fairseq2_preference.offline import checkpoint_download_paragraph
-
 HG_EXPORTER: Final = "`hg_exporter` is deprecated"
 
 EMPTY_METRIC_WARNING: Final = "No calls to update() have been made"
@@ -53,6 +51,9 @@ class _ConsoleSummary(logging.Filter):
         elif message.startswith("Model (rank "):
             record.msg, record.args = message.split("\n", 1)[0], ()
         elif message.startswith("Failed to download hg://"):
+            # Imported here: `fairseq2 --help` must not pay for fairseq2's import.
+            from fairseq2_preference.offline import checkpoint_download_paragraph
+
             error = record.exc_info[1] if record.exc_info else None
             record.msg, record.args = checkpoint_download_paragraph(message, error), ()
             record.exc_info, record.exc_text = None, None
