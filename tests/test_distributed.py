@@ -74,4 +74,4 @@ def test_fsdp_bf16_reference_follows_policy_dtype(tmp_path: Path, tiny_assets: P
         "trainer.mixed_precision.mode=static",
         "regime.num_steps=3",
     )
-    assert float(metrics[0]["Loss"]) == pytest.approx(math.log(2), abs=1e-6)  # type: ignore[arg-type]
+    assert float(metrics[0]["DPO Loss"]) == pytest.approx(math.log(2), abs=1e-6)  # type: ignore[arg-type]
