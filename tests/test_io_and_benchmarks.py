@@ -55,3 +55,22 @@ def test_reference_cache_benchmark_runs() -> None:
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert report["reference_weights_mib"] == 0 and report["ms_per_step"] > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["static", "own"])
+def test_side_by_side_benchmark_runs_our_side(mode: str) -> None:
+    """TRL is not installed here: only this project's side of ``vs_trl.py`` runs."""
+    result = run_cli(
+        [sys.executable, str(REPO / "benchmarks" / "vs_trl.py"), "--shape", "tiny", "--sides",
+         "ours", "--mode", mode, "--seq_len", "64", "--warmup", "1", "--steps", "2",
+         "--max_num_tokens", "1024", "--device", "cpu"],
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["side"] == "ours" and report["mode"] == mode
+    assert report["logits_max_abs_diff"] < 1e-4  # the checkpoint loaded with its weights
+    assert abs(report["loss_step1_minus_ln2"]) < 1e-6  # policy == reference at step 1
+    assert report["real_tokens_per_s"] > 0 and report["peak_memory_gib"] > 0
+    # static batches are padded; the project's own batches are packed
+    assert (report["padding_efficiency"] == 1.0) == (mode == "own")
