@@ -101,6 +101,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(0)
     policy = load_policy(Path(args.checkpoint), device)
     max_abs_diff = logits_difference(policy.eval(), Path(args.checkpoint), rows[0], device)
+    if device.type == "cuda":  # the check's transformers copy is not part of the step
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
     reference = copy.deepcopy(policy).requires_grad_(False)
     policy.train()
     if args.activation_checkpointing:
