@@ -144,6 +144,7 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
         for _ in range(args.repeats):
             for side, mode in runners:
                 runs[side, mode].append(run_side(side, mode, args, argv, work))
+                print(json.dumps(runs[side, mode][-1]), file=sys.stderr, flush=True)  # progress
 
     reports = {runner: summary(side_runs) | {"all_losses": side_runs[0]["losses"]}
                for runner, side_runs in runs.items()}  # fmt: skip
