@@ -80,7 +80,7 @@ run .venv/bin/fairseq2 lm preference_finetune "$demo_dir/runs/dpo" --no-rich \
 
 [[ $dry_run == 1 ]] && exit 0
 status=0
-.venv/bin/python -m fairseq2_preference.demo "$demo_dir/runs" || status=$?
+.venv/bin/python -m fairseq2_preference.tiny.summary "$demo_dir/runs" || status=$?
 cat <<MSG
 [quick-start] metrics:     $demo_dir/runs/{sft,dpo}/metrics/{train,valid}.jsonl
 [quick-start] checkpoints: $demo_dir/runs/{sft,dpo}/checkpoints/

@@ -24,8 +24,8 @@ from fairseq2.models.llama import LLaMAConfig, create_llama_model
 from fairseq2_preference.criteria import create_criterion
 from fairseq2_preference.data import PreferenceBatch
 from fairseq2_preference.data.batch import collate_examples
-from fairseq2_preference.tiny import TinyModelSpec
-from fairseq2_preference.units import PreferenceComputer
+from fairseq2_preference.recipe.units import PreferenceComputer
+from fairseq2_preference.tiny.assets import TinyModelSpec
 
 
 def make_batch(

@@ -36,8 +36,8 @@ import torch
 from fairseq2.models.llama import LLaMAConfig, create_llama_model
 
 from fairseq2_preference.criteria import create_criterion
-from fairseq2_preference.tiny import TinyModelSpec, build_tiny_assets
-from fairseq2_preference.units import PreferenceComputer
+from fairseq2_preference.recipe.units import PreferenceComputer
+from fairseq2_preference.tiny.assets import TinyModelSpec, build_tiny_assets
 
 sys.path.insert(0, str(Path(__file__).parent))
 from preference_step import device_name, make_batch, time_steps

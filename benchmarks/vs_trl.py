@@ -3,7 +3,7 @@
 Both sides train DPO (β 0.1, live reference, constant learning rate, AdamW with
 no weight decay, fused where available, gradients clipped at 1.0) on identical
 weights — a seeded random ``LlamaForCausalLM`` saved in the Hugging Face layout,
-which this project loads through ``fairseq2_preference.checkpoints`` — and on
+which this project loads through ``fairseq2_preference.models.checkpoints`` — and on
 identical token ids, each in its own process: this project's side in this
 environment, TRL's in its own (``benchmarks/trl_env.sh`` creates it). With
 ``--repeats R`` the sides alternate (ours, TRL, ours, TRL, ...) and the figures

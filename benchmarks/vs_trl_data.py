@@ -6,7 +6,7 @@ compute their figures with the same formulas.
 
 * the checkpoint: a seeded random ``transformers.LlamaForCausalLM`` saved in the
   Hugging Face layout; this project loads it with
-  :mod:`fairseq2_preference.checkpoints`, TRL with ``from_pretrained``;
+  :mod:`fairseq2_preference.models.checkpoints`, TRL with ``from_pretrained``;
 * the data: ``{"id", "prompt", "chosen", "rejected"}`` rows of token ids (each
   response ends with :data:`EOS_ID`), fixed-shape or chat-like lengths;
 * the figures: real tokens are the tokens of the chosen and rejected sequences

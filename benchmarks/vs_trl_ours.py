@@ -1,9 +1,9 @@
 """This project's side of ``vs_trl.py``: the real train unit on the shared checkpoint.
 
 The policy and the frozen reference are loaded from the Hugging Face directory
-through :mod:`fairseq2_preference.checkpoints` (as ``model.path=DIR`` does), a
+through :mod:`fairseq2_preference.models.checkpoints` (as ``model.path=DIR`` does), a
 batch is made by :func:`~fairseq2_preference.data.batch.collate_examples` and
-scored by :class:`~fairseq2_preference.units.PreferenceTrainUnit` (DPO, its
+scored by :class:`~fairseq2_preference.recipe.units.PreferenceTrainUnit` (DPO, its
 metrics included); then backward, gradient clipping at 1.0 (the recipe's
 default) and a fused AdamW step, as fairseq2's trainer does. The trainer divides
 the loss by the unit's ``num_targets`` (pairs); so does this loop.
@@ -37,7 +37,8 @@ from vs_trl_data import (
 def load_policy(path: Path, device: torch.device) -> Module:
     from fairseq2.models.llama import get_llama_model_hub
 
-    from fairseq2_preference.checkpoints import llama_config, read_checkpoint_dir
+    from fairseq2_preference.models.checkpoints import read_checkpoint_dir
+    from fairseq2_preference.models.llama_config import llama_config
 
     config = llama_config(read_checkpoint_dir(path).model_config)
     return get_llama_model_hub().load_custom_model(path, config, device=device)
@@ -91,7 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     from fairseq2_preference.criteria import create_criterion
     from fairseq2_preference.data.batch import collate_examples
-    from fairseq2_preference.units import PreferenceComputer, PreferenceTrainUnit
+    from fairseq2_preference.recipe.units import PreferenceComputer, PreferenceTrainUnit
 
     device = torch.device(args.device)
     rows = read_rows(Path(args.rows))

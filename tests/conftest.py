@@ -12,7 +12,7 @@ import helpers  # noqa: F401  (sets the environment before fairseq2 is imported)
 @pytest.fixture(scope="session")
 def tiny_assets(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Tokenizer, model, synthetic data and cards (``<dir>/cards``), built once."""
-    from fairseq2_preference.tiny import build_tiny_assets
+    from fairseq2_preference.tiny.assets import build_tiny_assets
 
     out = tmp_path_factory.mktemp("tiny")
     build_tiny_assets(out)

@@ -62,7 +62,8 @@ def build_meta_llama(hf_dir: Path, out_dir: Path) -> Path:
     from fairseq2.models.llama.interop import convert_to_ref_llama_state_dict
     from safetensors.torch import load_file
 
-    from fairseq2_preference.checkpoints import llama_config, read_checkpoint_dir
+    from fairseq2_preference.models.checkpoints import read_checkpoint_dir
+    from fairseq2_preference.models.llama_config import llama_config
 
     state: dict[str, object] = {}
     for shard in sorted(hf_dir.glob("*.safetensors")):

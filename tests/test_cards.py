@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fairseq2_preference.checkpoints import read_checkpoint_dir
+from fairseq2_preference.models.checkpoints import read_checkpoint_dir
 
 from helpers import FAIRSEQ2, REPO, read_metrics, run_cli
 from hf_llama import populate_hub_cache

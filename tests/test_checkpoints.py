@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from fairseq2_preference.checkpoints import (
+from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.models.checkpoints import (
     follow_policy,
-    hf_llama_config,
-    llama_config,
     read_checkpoint_dir,
     use_checkpoint_chat_template,
 )
-from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.models.llama_config import hf_llama_config, llama_config
 
 from hf_llama import build_meta_llama
 

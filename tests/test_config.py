@@ -6,7 +6,7 @@ import pytest
 import torch
 from fairseq2.data_type import DataType
 
-from fairseq2_preference.config import (
+from fairseq2_preference.config.sections import (
     PreferenceFinetuneConfig,
     PreferenceReferenceModelSection,
     resolve_reference_dtype,

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from fairseq2_preference.cli import main
-from fairseq2_preference.config_files import presets
+from fairseq2_preference.config.files import presets
 
 from helpers import REPO
 

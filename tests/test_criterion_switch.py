@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from fairseq2_preference.cli import main
+from fairseq2_preference.config.criterion_switch import switch_overrides
 from fairseq2_preference.criteria import structure_criterion_config
-from fairseq2_preference.criterion_switch import switch_overrides
 
 from helpers import TINY_CONFIG
 

@@ -26,7 +26,8 @@ import yaml
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import Llama3Formatter
 from fairseq2_preference.data_prep.hygiene import clean
-from fairseq2_preference.data_prep.oasst import BuildOptions, build_examples, load_messages, main
+from fairseq2_preference.data_prep.oasst import BuildOptions, build_examples, main
+from fairseq2_preference.data_prep.oasst_messages import load_messages
 from fairseq2_preference.data_prep.writer import PrepResult
 
 from helpers import REPO, read_jsonl_dir, run_cli, train

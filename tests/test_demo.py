@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fairseq2_preference.demo import summarise
-from fairseq2_preference.synthetic import color_task_rows
+from fairseq2_preference.tiny.summary import summarise
+from fairseq2_preference.tiny.task import color_task_rows
 
 from helpers import write_jsonl
 

@@ -37,7 +37,7 @@ def fairseq2_logits(run: Path, step: int) -> torch.Tensor:
     from fairseq2.models.llama import create_llama_model
     from fairseq2.nn import BatchLayout
 
-    from fairseq2_preference.checkpoints import llama_config
+    from fairseq2_preference.models.llama_config import llama_config
 
     card = yaml.safe_load((run / "checkpoints" / "model.yaml").read_text())
     model = create_llama_model(llama_config(card["model_config"]))

@@ -11,7 +11,7 @@ import torch
 from fairseq2.device import CPU
 from fairseq2.gang import FakeGang
 
-from fairseq2_preference.finite_guard import FiniteGuard, NonFiniteLossError
+from fairseq2_preference.run.finite_guard import FiniteGuard, NonFiniteLossError
 
 from helpers import train
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from fairseq2_preference.log_masking import mask, secrets
+from fairseq2_preference.run.log_masking import mask, secrets
 
 from helpers import FAIRSEQ2, recipe_args, run_cli
 

@@ -12,7 +12,7 @@ import pytest
 
 from fairseq2_preference.data_prep.gsm8k import load_problems
 from fairseq2_preference.data_prep.hf_preference import load_hf_dataset
-from fairseq2_preference.data_prep.oasst import load_messages
+from fairseq2_preference.data_prep.oasst_messages import load_messages
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.evaluation.alpaca_data import load_instructions, load_reference_outputs
 from fairseq2_preference.evaluation.judge import JudgeSection, judge

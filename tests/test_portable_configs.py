@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fairseq2_preference.tiny_cards import default_tiny_cards
+from fairseq2_preference.tiny.cards import default_tiny_cards
 
 from helpers import FAIRSEQ2, REPO, TINY_CONFIG, read_metrics, regime, run_cli, train
 

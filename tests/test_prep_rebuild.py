@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from fairseq2_preference.data_prep import writer
+from fairseq2_preference.data_prep import layout, writer
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import make_formatter
 from fairseq2_preference.data_prep.writer import PrepRequest, PrepResult, prepare
@@ -83,7 +83,7 @@ def test_a_rebuild_interrupted_while_writing_keeps_the_previous_data(
     run(tmp_path, seed=0)
     before = snapshot(tmp_path / "data")
     # Killed after the preference files of the new build are written.
-    interrupt_on_call(monkeypatch, writer, "atomic_write_jsonl", 3)
+    interrupt_on_call(monkeypatch, layout, "atomic_write_jsonl", 3)
     with pytest.raises(Interrupt):
         run(tmp_path, seed=1)
     monkeypatch.undo()

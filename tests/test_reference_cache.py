@@ -189,7 +189,7 @@ def test_reference_scores_from_the_rows(tmp_path: Path) -> None:
 
 def test_old_configs_with_scores_in_the_data_translate() -> None:
     """fairseq2 0.4.6: ``criterion_config.reference_model: null`` meant scores in the rows."""
-    from fairseq2_preference.legacy import translate
+    from fairseq2_preference.config.legacy import translate
 
     raw = {"criterion": "dpo", "criterion_config": {"reference_model": None, "beta": 0.2}}
     translation = translate(raw, "old.yaml", preference=True)
@@ -199,7 +199,7 @@ def test_old_configs_with_scores_in_the_data_translate() -> None:
 
 
 def test_an_unknown_cache_mode_is_a_config_error() -> None:
-    from fairseq2_preference.config import PreferenceReferenceModelSection
+    from fairseq2_preference.config.sections import PreferenceReferenceModelSection
 
     result = PreferenceReferenceModelSection(name="x", cache="sometimes").validate()
     assert "`cache` must be 'auto', 'read' or 'off'" in str(result)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fairseq2_preference.run_directory import changes
+from fairseq2_preference.run.directory import changes
 
 from helpers import FAIRSEQ2, recipe_args, regime, run_cli
 

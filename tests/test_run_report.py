@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from fairseq2_preference.cli import main
-from fairseq2_preference.curves import plot_runs
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.run_report import report_after_training, summary
+from fairseq2_preference.run.curves import plot_runs
+from fairseq2_preference.run.report import report_after_training, summary
 
 from helpers import regime, train, write_jsonl
 
@@ -78,12 +78,12 @@ def test_plot_runs_command_draws_several_runs(tmp_path: Path) -> None:
 def test_a_failed_plot_still_leaves_the_summary(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    import fairseq2_preference.curves
+    import fairseq2_preference.run.report
 
     def no_matplotlib(*args: object) -> None:
         raise ModuleNotFoundError("No module named 'matplotlib'")
 
-    monkeypatch.setattr(fairseq2_preference.curves, "plot_runs", no_matplotlib)
+    monkeypatch.setattr(fairseq2_preference.run.report, "plot_runs", no_matplotlib)
     sweep = tmp_path / "out"
     run = fake_run(sweep / "ws_1.abc")  # a fairseq2 sweep sub-directory
     report_after_training(sweep)

@@ -20,10 +20,10 @@ from fairseq2.nn import BatchLayout
 
 from fairseq2_preference.criteria import create_criterion
 from fairseq2_preference.data.batch import collate_examples
+from fairseq2_preference.engine.logprobs import MIN_CHUNKS, chunk_rows, target_logps
+from fairseq2_preference.engine.scoring import prepare_for_scoring, sequence_logps
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.logprobs import MIN_CHUNKS, chunk_rows, target_logps
-from fairseq2_preference.scoring import prepare_for_scoring, sequence_logps
-from fairseq2_preference.units import PreferenceComputer
+from fairseq2_preference.recipe.units import PreferenceComputer
 
 
 def load_tiny(assets: Path) -> torch.nn.Module:

@@ -13,4 +13,4 @@ from fairseq2.runtime.dependency import DependencyContainer
 
 def register(container: DependencyContainer) -> None:
     """Add the packaged asset cards: hub checkpoints for the stock Llama 3.x names."""
-    register_package_assets(container, "fairseq2_preference.cards")
+    register_package_assets(container, "fairseq2_preference.models.cards")

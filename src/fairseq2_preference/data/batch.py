@@ -114,7 +114,7 @@ def collate_examples(
     """Batch encoded examples (``{"id", "seqs": [k tensors], "prompt_len"}``).
 
     ``packed``: one stream without padding (needs a variable-length attention
-    path, see :mod:`fairseq2_preference.attention`); else a padded ``[k·N, W]``.
+    path, see :mod:`fairseq2_preference.engine.attention`); else a padded ``[k·N, W]``.
     """
     num_responses = len(examples[0]["seqs"])
     seqs = [ex["seqs"][j] for j in range(num_responses) for ex in examples]

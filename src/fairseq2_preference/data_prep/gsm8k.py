@@ -26,7 +26,7 @@ from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_r
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import PromptFormatter
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
-from fairseq2_preference.generation import (
+from fairseq2_preference.models.generation import (
     SamplingOptions,
     default_device,
     generate,

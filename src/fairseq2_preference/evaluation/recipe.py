@@ -42,11 +42,11 @@ from fairseq2.task import Task
 from torch.nn.utils.rnn import pad_sequence
 from typing_extensions import override
 
-from fairseq2_preference.checkpoints import follow_policy
 from fairseq2_preference.data_prep.formatting import PromptFormatter, make_formatter
 from fairseq2_preference.evaluation.alpaca_data import load_instructions
 from fairseq2_preference.evaluation.judge import JudgeSection
 from fairseq2_preference.io import atomic_write_text
+from fairseq2_preference.models.checkpoints import follow_policy
 
 MODEL_OUTPUTS = "model_outputs.json"
 DEFAULT_EVAL_MODEL = "llama3_1_8b_instruct"

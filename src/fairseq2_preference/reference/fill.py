@@ -26,9 +26,9 @@ from fairseq2.utils.progress import ProgressReporter
 from torch.nn import Module
 
 from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
+from fairseq2_preference.engine.scoring import sequence_logps
 from fairseq2_preference.reference.store import ReferenceCache, new_nonce
 from fairseq2_preference.reference.table import ReferenceTable
-from fairseq2_preference.scoring import sequence_logps
 
 LOG_EVERY_S = 30.0
 

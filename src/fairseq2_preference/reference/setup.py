@@ -24,7 +24,7 @@ from fairseq2.logging import log
 from fairseq2.recipe.base import RecipeContext
 from torch.nn import Module
 
-from fairseq2_preference.config import PreferenceFinetuneConfig, resolve_reference_dtype
+from fairseq2_preference.config.sections import PreferenceFinetuneConfig, resolve_reference_dtype
 from fairseq2_preference.criteria import PreferenceCriterion
 from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError

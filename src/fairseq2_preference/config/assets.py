@@ -24,7 +24,7 @@ from fairseq2.runtime.dependency import DependencyContainer
 from typing_extensions import override
 
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.tiny_cards import TINY_DIR_VARIABLE, default_tiny_cards, default_tiny_dir
+from fairseq2_preference.tiny.cards import TINY_DIR_VARIABLE, default_tiny_cards, default_tiny_dir
 
 
 @dataclass(kw_only=True)

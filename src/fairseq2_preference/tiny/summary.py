@@ -6,7 +6,7 @@ its training pairs. The demo's held-out split shares no prompt with training
 preference generalised. The summary reports both, and calls the run a success
 only when held-out reward accuracy exceeds :data:`GENERALISATION_THRESHOLD`.
 
-``python -m fairseq2_preference.demo RUNS_DIR`` (``RUNS_DIR/{sft,dpo}``); exit
+``python -m fairseq2_preference.tiny.summary RUNS_DIR`` (``RUNS_DIR/{sft,dpo}``); exit
 status 1 when DPO did not generalise.
 """
 

@@ -20,8 +20,8 @@ from fairseq2.task import Task
 from fairseq2.utils.structured import StandardValueConverter
 from typing_extensions import override
 
-from fairseq2_preference.checkpoints import use_checkpoint_chat_template
-from fairseq2_preference.config import (
+from fairseq2_preference.config.assets import register_user_assets
+from fairseq2_preference.config.sections import (
     InstructionFinetuneConfig,
     PreferenceDatasetSection,
     PreferenceFinetuneConfig,
@@ -41,19 +41,19 @@ from fairseq2_preference.data import (
 )
 from fairseq2_preference.data.size import epoch_steps, log_data_size, show_total_steps
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.finite_guard import guard_training
-from fairseq2_preference.log_masking import install_log_masking
-from fairseq2_preference.metrics import register_metric_descriptors
-from fairseq2_preference.reference.setup import prepare_reference
-from fairseq2_preference.reference.table import ReferenceTable
-from fairseq2_preference.run_directory import check_run_directory
-from fairseq2_preference.units import (
+from fairseq2_preference.models.checkpoints import use_checkpoint_chat_template
+from fairseq2_preference.recipe.metrics import register_metric_descriptors
+from fairseq2_preference.recipe.units import (
     PreferenceComputer,
     PreferenceEvalUnit,
     PreferenceTrainUnit,
     check_data_kind,
 )
-from fairseq2_preference.user_assets import register_user_assets
+from fairseq2_preference.reference.setup import prepare_reference
+from fairseq2_preference.reference.table import ReferenceTable
+from fairseq2_preference.run.directory import check_run_directory
+from fairseq2_preference.run.finite_guard import guard_training
+from fairseq2_preference.run.log_masking import install_log_masking
 
 
 class PreferenceFinetuneRecipe(Recipe):

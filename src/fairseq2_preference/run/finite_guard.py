@@ -49,7 +49,7 @@ from fairseq2.trainer import TrainUnit
 from torch import Tensor
 from typing_extensions import override
 
-from fairseq2_preference.config import PreferenceFinetuneConfig
+from fairseq2_preference.config.sections import PreferenceFinetuneConfig
 
 BatchT = TypeVar("BatchT", bound=SupportsDeviceTransfer)
 

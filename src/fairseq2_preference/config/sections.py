@@ -32,9 +32,9 @@ from fairseq2.runtime.dependency import DependencyResolver
 from fairseq2.utils.validation import ValidationResult
 from typing_extensions import override
 
-from fairseq2_preference.checkpoints import follow_policy
+from fairseq2_preference.config.assets import PreferenceCommonSection
 from fairseq2_preference.criteria import structure_criterion_config
-from fairseq2_preference.user_assets import PreferenceCommonSection
+from fairseq2_preference.models.checkpoints import follow_policy
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
 

@@ -7,7 +7,7 @@ checkpointing and compilation apply as usual, but stops the model short of its
 output projection: :class:`ScoringHead` takes the place of fairseq2's
 ``TransformerLM.compute_fused_loss`` (the hook fairseq2 itself swaps for a
 compiled version) and projects only the scored positions, through the chunked
-:func:`~fairseq2_preference.logprobs.target_logps`. Prompt positions never reach
+:func:`~fairseq2_preference.engine.logprobs.target_logps`. Prompt positions never reach
 the output projection, and no ``[tokens, V]`` tensor exists at any time.
 """
 
@@ -23,9 +23,9 @@ from torch import Tensor
 from torch.nn import Module
 from torch.nn.parallel import DistributedDataParallel
 
-from fairseq2_preference.attention import use_causal_no_mask_attention
 from fairseq2_preference.data import PreferenceBatch
-from fairseq2_preference.logprobs import DEFAULT_CHUNK_BYTES, target_logps
+from fairseq2_preference.engine.attention import use_causal_no_mask_attention
+from fairseq2_preference.engine.logprobs import DEFAULT_CHUNK_BYTES, target_logps
 
 
 class ScoringHead:

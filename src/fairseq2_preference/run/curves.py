@@ -15,7 +15,7 @@ from pathlib import Path
 
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.io import atomic_write_bytes
-from fairseq2_preference.run_report import CURVES_FILE, METRICS, find_run_dir, read_series
+from fairseq2_preference.run.series import CURVES_FILE, METRICS, find_run_dir, read_series
 
 
 def plot_runs(run_dirs: Sequence[Path], output: Path, labels: Sequence[str] | None = None) -> Path:

@@ -19,8 +19,8 @@ from typing import Any, TextIO
 import yaml
 from fairseq2.utils.config import StandardConfigMerger
 
+from fairseq2_preference.config.legacy import is_legacy, translate
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.legacy import is_legacy, translate
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class Preset:
 
 def presets(command: str) -> dict[str, Preset]:
     """The packaged presets of ``command`` (e.g. ``preference_finetune``), by name."""
-    folder = Path(str(files("fairseq2_preference.configs"))) / command
+    folder = Path(str(files("fairseq2_preference.config.presets"))) / command
     found = {}
     for path in sorted(folder.glob("*.yaml")):
         first = path.read_text(encoding="utf-8").splitlines()[0]

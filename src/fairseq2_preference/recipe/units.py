@@ -6,7 +6,7 @@ Per step, for a batch of N examples (k·N sequences, packed or padded):
    carry them (a reference cache, or scores in the data rows), the frozen
    reference model scores the batch first, under ``torch.inference_mode``, so
    that its transient memory is freed before the policy keeps activations;
-2. one policy forward; :func:`~fairseq2_preference.scoring.sequence_logps`
+2. one policy forward; :func:`~fairseq2_preference.engine.scoring.sequence_logps`
    projects only the scored (response) positions and sums their float32
    log-probabilities per sequence;
 3. the loss and the count it is normalised by, both independent of how the
@@ -35,14 +35,14 @@ from typing_extensions import override
 
 from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps
 from fairseq2_preference.data import PreferenceBatch
+from fairseq2_preference.engine.scoring import prepare_for_scoring, sequence_logps
 from fairseq2_preference.errors import PreferenceConfigError
-from fairseq2_preference.metrics import (
+from fairseq2_preference.recipe.metrics import (
     add_preference_metrics,
     criterion_loss_name,
     update_batch_metrics,
     update_mean,
 )
-from fairseq2_preference.scoring import prepare_for_scoring, sequence_logps
 
 
 @dataclass

@@ -7,7 +7,7 @@ real Llama 3 tokenizer, and any text can be encoded. The model is randomly
 initialised with a fixed seed and saved as a checkpoint a card points to.
 
 ``python -m fairseq2_preference.tiny [DIR]`` writes (DIR defaults to
-:func:`~fairseq2_preference.tiny_cards.default_tiny_dir`, whose cards every
+:func:`~fairseq2_preference.tiny.cards.default_tiny_dir`, whose cards every
 training run reads)::
 
     DIR/tokenizer/            tokenizer.json & co.
@@ -28,8 +28,8 @@ import torch
 import yaml
 
 from fairseq2_preference.io import atomic_write_text
-from fairseq2_preference.synthetic import color_task_rows, instruction_rows, write_jsonl_splits
-from fairseq2_preference.tiny_cards import TINY_DIR_VARIABLE, default_tiny_dir
+from fairseq2_preference.tiny.cards import TINY_DIR_VARIABLE, default_tiny_dir
+from fairseq2_preference.tiny.task import color_task_rows, instruction_rows, write_jsonl_splits
 
 SPECIAL_TOKENS = (
     "<|begin_of_text|>",

@@ -18,12 +18,16 @@ from fairseq2.recipe.base import RecipeContext
 from fairseq2.task import Task
 from typing_extensions import override
 
-from fairseq2_preference.checkpoints import use_checkpoint_chat_template
-from fairseq2_preference.config import PreferenceFinetuneConfig
+from fairseq2_preference.config.sections import PreferenceFinetuneConfig
 from fairseq2_preference.data import PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.io import atomic_write_text
-from fairseq2_preference.recipe import PreferenceFinetuneRecipe, read_options, validation_dataset
+from fairseq2_preference.models.checkpoints import use_checkpoint_chat_template
+from fairseq2_preference.recipe.preference import (
+    PreferenceFinetuneRecipe,
+    read_options,
+    validation_dataset,
+)
 from fairseq2_preference.reference.fill import SplitEntry, autocast_dtype, fill
 from fairseq2_preference.reference.setup import complete_keys, reference_cache, split_entries
 from fairseq2_preference.reference.store import ReferenceCache

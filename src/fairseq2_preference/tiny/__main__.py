@@ -1,0 +1,3 @@
+from fairseq2_preference.tiny.assets import main
+
+main()
