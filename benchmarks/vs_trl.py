@@ -62,13 +62,31 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10, help="TRL's timed steps")
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--sides", default="ours,trl")
+    parser.add_argument("--sides", default="ours,trl", help="ours, trl, both, or none")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], help="cuda: bf16, cpu: fp32")
     parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument(
+        "--reference",
+        choices=["live", "cached"],
+        default="live",
+        help="ours: run the reference model each step, or read its log-probs computed once "
+        "(reference_model.cache); TRL always runs it",
+    )
+    parser.add_argument(
+        "--no_logits_check",
+        dest="logits_check",
+        action="store_false",
+        help="skip comparing fairseq2's logits with transformers' (saves a model load)",
+    )
+    parser.add_argument(
+        "--work", type=Path, help="keep the random checkpoint here and reuse it (same shape)"
+    )
     parser.add_argument("--activation_checkpointing", action="store_true")
     parser.add_argument("--no_fused_adamw", dest="fused_adamw", action="store_false")
-    parser.add_argument("--peak_tflops", type=float, default=989.0, help="H100 SXM dense bf16")
+    parser.add_argument(
+        "--peak_tflops", type=float, help="dense bf16 peak for MFU (default: by GPU name)"
+    )
     parser.add_argument("--trl_python", default="/tmp/trl-env/bin/python")
     parser.add_argument("--side", choices=["ours", "trl"], help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
@@ -85,12 +103,29 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         args.device = "cuda" if torch.cuda.is_available() else "cpu"
     if args.dtype is None:
         args.dtype = "bfloat16" if args.device.startswith("cuda") else "float32"
+    if args.peak_tflops is None:
+        args.peak_tflops = peak_tflops(args.device)
     args.modes = args.mode.split(",")
     if not set(args.modes) <= {"static", "own"}:
         parser.error(f"--mode {args.mode}: use static, own, or static,own.")
     if args.layout is None:
         args.layout = "padded" if args.mode == "static" else "packed"
     return args
+
+
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "H800": 989.0, "A100": 312.0, "L40S": 362.0}
+"""Dense bf16 tensor-core peaks (NVIDIA data sheets; H100/H200 SXM), by name fragment."""
+
+
+def peak_tflops(device: str) -> float:
+    """The GPU's dense bf16 peak; H100 SXM's where the name is not listed (MFU is then
+    relative to it), and a nominal 1.0 on CPU (no MFU is reported there)."""
+    if not device.startswith("cuda"):
+        return 1.0
+    import torch
+
+    name = torch.cuda.get_device_name(torch.device(device))
+    return next((v for k, v in PEAK_TFLOPS.items() if k in name), PEAK_TFLOPS["H100"])
 
 
 def run_side(
@@ -128,6 +163,21 @@ def ratio(ours: dict[str, Any], trl: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def has_llama(shape: LlamaShape, path: Path) -> bool:
+    """Whether ``path`` holds a checkpoint of ``shape`` (one ``--work`` dir, many runs)."""
+    file = path / "config.json"
+    if not file.is_file():
+        return False
+    config = json.loads(file.read_text(encoding="utf-8"))
+    wanted = {
+        "hidden_size": shape.dim, "num_hidden_layers": shape.layers,
+        "num_attention_heads": shape.heads, "num_key_value_heads": shape.kv_heads,
+        "intermediate_size": shape.ffn, "vocab_size": shape.vocab,
+        "max_position_embeddings": shape.max_seq_len,
+    }  # fmt: skip
+    return all(config.get(key) == value for key, value in wanted.items())
+
+
 def compare(args: argparse.Namespace, argv: list[str]) -> None:
     """Every repeat runs each of this project's modes, then TRL (A B A B ...)."""
     sides = args.sides.split(",")
@@ -135,19 +185,24 @@ def compare(args: argparse.Namespace, argv: list[str]) -> None:
     runners += [("trl", "static")] if "trl" in sides else []
     runs: dict[tuple[str, str], list[dict[str, Any]]] = {runner: [] for runner in runners}
     with tempfile.TemporaryDirectory(prefix="vs-trl-") as tmp:
-        work = Path(tmp)
+        work = args.work or Path(tmp)
         shape = LlamaShape(args.dim, args.layers, args.heads, args.kv_heads, args.ffn,
                            args.vocab, max_seq_len=max(4096, args.seq_len))  # fmt: skip
-        save_random_llama(shape, work / "model")
+        if not has_llama(shape, work / "model"):
+            save_random_llama(shape, work / "model")
         pairs = args.batch_pairs * (args.warmup + args.steps)
         write_rows(make_rows(args.data, pairs, args.vocab, args.seq_len), work / "rows.jsonl")
         for _ in range(args.repeats):
             for side, mode in runners:
-                runs[side, mode].append(run_side(side, mode, args, argv, work))
+                try:
+                    runs[side, mode].append(run_side(side, mode, args, argv, work))
+                except RuntimeError as ex:  # one side's failure loses no other figure
+                    print(ex, file=sys.stderr, flush=True)
+                    continue
                 print(json.dumps(runs[side, mode][-1]), file=sys.stderr, flush=True)  # progress
 
     reports = {runner: summary(side_runs) | {"all_losses": side_runs[0]["losses"]}
-               for runner, side_runs in runs.items()}  # fmt: skip
+               for runner, side_runs in runs.items() if side_runs}  # fmt: skip
     for report in reports.values():
         print(json.dumps({k: v for k, v in report.items() if k != "all_losses"}))
     trl = reports.get(("trl", "static"))

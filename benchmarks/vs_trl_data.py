@@ -63,7 +63,9 @@ def save_random_llama(shape: LlamaShape, out_dir: Path, seed: int = 0) -> Path:
         bos_token_id=None,
     )
     torch.manual_seed(seed)
-    LlamaForCausalLM(config).save_pretrained(str(out_dir))
+    with torch.device("cuda" if torch.cuda.is_available() else "cpu"):  # fast init on a GPU
+        model = LlamaForCausalLM(config)
+    model.save_pretrained(str(out_dir))
     return out_dir
 
 

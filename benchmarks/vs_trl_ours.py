@@ -86,6 +86,22 @@ def logits_difference(
     return worst
 
 
+def reference_logps(
+    reference: Module, batches: list[Any], device: torch.device, dtype: torch.dtype
+) -> list[Tensor]:
+    """Each batch's summed reference log-probs, computed once before the timed
+    window, as ``reference_model.cache`` gives them to training."""
+    from fairseq2_preference.engine.scoring import sequence_logps
+
+    sums = []
+    autocast = torch.autocast(device.type, dtype, enabled=dtype != torch.float32)
+    with torch.inference_mode(), autocast:
+        for batch in batches:
+            batch.to(device)
+            sums.append(sequence_logps(reference, batch)[0].clone())
+    return sums
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from fairseq2.metrics import MetricBag
     from fairseq2.models.transformer_lm.ac import apply_ac_to_transformer_lm
@@ -98,24 +114,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     rows = read_rows(Path(args.rows))
     num_batches = args.warmup + args.steps
     rows = rows[: args.batch_pairs * num_batches]
+    dtype = getattr(torch, args.dtype)
 
     torch.manual_seed(0)
     policy = load_policy(Path(args.checkpoint), device)
-    max_abs_diff = logits_difference(policy.eval(), Path(args.checkpoint), rows[0], device)
-    if device.type == "cuda":  # the check's transformers copy is not part of the step
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-    reference = copy.deepcopy(policy).requires_grad_(False)
-    policy.train()
-    if args.activation_checkpointing:
-        apply_ac_to_transformer_lm(policy, 1)  # type: ignore[arg-type]
-    unit = PreferenceTrainUnit(PreferenceComputer(policy, reference, create_criterion("dpo")))
-    bag = MetricBag(device=device)
-    unit.prepare_metric_bag(bag)
-    optimizer = torch.optim.AdamW(
-        policy.parameters(), lr=args.lr, weight_decay=0.0, fused=args.fused_adamw
-    )
-    dtype = getattr(torch, args.dtype)
+    max_abs_diff = None
+    if args.logits_check:
+        max_abs_diff = logits_difference(policy.eval(), Path(args.checkpoint), rows[0], device)
+    initial = {k: v.to("cpu", copy=True) for k, v in policy.state_dict().items()}
 
     examples = [encoded(row) for row in rows]
     if args.mode == "static":
@@ -127,12 +133,39 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         warmup, timed = groups[: args.warmup], groups
     packed = args.layout == "packed"
 
+    def collate(group: list[dict[str, Any]]) -> Any:
+        return collate_examples(group, PAD_ID, mask_source_tokens=True, packed=packed)
+
+    reference: Module | None = copy.deepcopy(policy).requires_grad_(False).eval()
+    cached: list[Tensor] = []
+    if args.reference == "cached":
+        assert reference is not None
+        cached = reference_logps(reference, [collate(g) for g in groups], device, dtype)
+        reference = None  # training holds no reference model
+    if device.type == "cuda":  # the logits check's and the cache's memory is not the step's
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+    policy.train()
+    if args.activation_checkpointing:
+        apply_ac_to_transformer_lm(policy, 1)  # type: ignore[arg-type]
+    unit = PreferenceTrainUnit(PreferenceComputer(policy, reference, create_criterion("dpo")))
+    bag = MetricBag(device=device)
+    unit.prepare_metric_bag(bag)
+
+    def adamw() -> torch.optim.Optimizer:
+        return torch.optim.AdamW(
+            policy.parameters(), lr=args.lr, weight_decay=0.0, fused=args.fused_adamw
+        )
+
+    optimizer = adamw()
     losses: list[Tensor] = []
     counts = [0, 0]
 
-    def step(group: list[dict[str, Any]]) -> None:
-        batch = collate_examples(group, PAD_ID, mask_source_tokens=True, packed=packed)
+    def step(index: int) -> None:
+        batch = collate(groups[index])
         batch.to(device, non_blocking=True)
+        if cached:
+            batch.reference_logps = cached[index]
         with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
             loss, num_targets = unit.process_batch(batch, bag)
         loss = loss / num_targets
@@ -144,13 +177,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         counts[0] += batch.num_real_tokens
         counts[1] += batch.num_computed_tokens
 
-    for group in warmup:
-        step(group)
+    for index in range(len(warmup)):
+        step(index)
+    if args.mode == "own":
+        # The timed pass covers every batch, the warm-up ones too: start it from the
+        # initial weights and a fresh optimizer, or its first batch is one the model
+        # was just trained on (a DPO loss of ~0.01 at "step 2", measured on the cpu shape).
+        policy.load_state_dict(initial)
+        del optimizer
+        optimizer = adamw()
+        losses.clear()
     synchronize(device)
     counts = [0, 0]
+    first = len(groups) - len(timed)
     start = time.perf_counter()
-    for group in timed:
-        step(group)
+    for index in range(first, len(groups)):
+        step(index)
     synchronize(device)
     seconds = time.perf_counter() - start
 
@@ -167,6 +209,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     report = measurement.report(device, args.peak_tflops)
     import fairseq2
 
-    report |= {"mode": args.mode, "packed": packed, "logits_max_abs_diff": max_abs_diff}
+    report |= {
+        "mode": args.mode,
+        "packed": packed,
+        "reference": args.reference,
+        "logits_max_abs_diff": max_abs_diff,
+    }
     report["versions"] |= {"fairseq2": fairseq2.__version__}
     return report

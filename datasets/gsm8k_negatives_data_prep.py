@@ -7,8 +7,7 @@ A thin command line over ``fairseq2_preference.data_prep.gsm8k``; see ``--help``
 and datasets/DATASETS.md.
 """
 
-from fairseq2_preference.data_prep.arguments import run_script
-from fairseq2_preference.data_prep.gsm8k import main
+from fairseq2_preference.data_prep.commands import run_script
 
 if __name__ == "__main__":
-    run_script(main)
+    run_script("gsm8k")

@@ -7,8 +7,7 @@ A thin command line over ``fairseq2_preference.data_prep.hf_preference``; see
 ``--help`` and datasets/DATASETS.md.
 """
 
-from fairseq2_preference.data_prep.arguments import run_script
-from fairseq2_preference.data_prep.hf_preference import main
+from fairseq2_preference.data_prep.commands import run_script
 
 if __name__ == "__main__":
-    run_script(main)
+    run_script("hf_preference")

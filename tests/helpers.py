@@ -63,15 +63,17 @@ def train(
 
 
 def run_cli(
-    args: Sequence[str], *, timeout: float = 300, env: dict[str, str] | None = None
+    args: Sequence[str], *, timeout: float = 300, env: dict[str, str | None] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command in a fresh process, as a user would; capture its output."""
+    """Run a command in a fresh process, as a user would; capture its output.
+    ``env`` adds variables to this process's environment (``None``: removes one)."""
+    environ = {**os.environ, **(env or {})}
     return subprocess.run(
         list(args),
         capture_output=True,
         text=True,
         timeout=timeout,
-        env={**os.environ, **(env or {})},
+        env={key: value for key, value in environ.items() if value is not None},
         cwd=REPO,
     )
 

@@ -10,6 +10,7 @@ import torch
 
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.models.checkpoints import (
+    describe_tokenizer_path,
     follow_policy,
     read_checkpoint_dir,
     use_checkpoint_chat_template,
@@ -99,6 +100,43 @@ def test_reference_and_tokenizer_follow_the_policy_unless_set(hf_llama: Path) ->
     reference = ReferenceModelSection(name="default")
     follow_policy(named, reference, TokenizerSection(name="default"), "default")
     assert reference.name == "llama3_2_1b_instruct"
+
+
+def test_an_explicit_tokenizer_path_loads_like_the_models(
+    hf_llama: Path, meta_llama: Path, tiny_assets: Path, tmp_path: Path
+) -> None:
+    """``tokenizer.path`` set by hand: a Hugging Face directory or its tokenizer.json
+    (not "not a valid SentencePiece model"), Meta's tokenizer.model; the user's own
+    overrides and other families are kept."""
+    from fairseq2.recipe.config import TokenizerSection
+
+    for given in (hf_llama, hf_llama / "tokenizer.json"):
+        section = TokenizerSection(name="llama3_1_8b_instruct", path=given)
+        describe_tokenizer_path(section)
+        assert (section.name, section.path, section.family) == (None, hf_llama, "llama")
+        assert section.config_overrides == {"impl": "hg", "use_eot": True}
+    section = TokenizerSection(path=hf_llama, config_overrides={"use_eot": False})
+    describe_tokenizer_path(section)
+    assert section.config_overrides == {"impl": "hg", "use_eot": False}
+    meta = tmp_path / "meta"
+    shutil.copytree(meta_llama, meta)
+    (meta / "tokenizer.model").write_text("")
+    section = TokenizerSection(path=meta)
+    describe_tokenizer_path(section)
+    assert section.path == meta / "tokenizer.model"
+    assert section.config_overrides == {"impl": "tiktoken", "use_eot": True}
+    section = TokenizerSection(path=hf_llama, family="qwen")
+    describe_tokenizer_path(section)
+    assert (section.family, section.config_overrides) == ("qwen", None)
+
+    # and a run with it: the tiny model's tokenizer directory given by path
+    from helpers import regime, train
+
+    metrics = train(
+        tmp_path / "run", tiny_assets, f"tokenizer.path={tiny_assets / 'tokenizer'}",
+        *regime(1, 1),
+    )  # fmt: skip
+    assert float(metrics[0]["DPO Loss"]) > 0  # type: ignore[arg-type]
 
 
 def test_meta_tokenizer_is_tiktoken_loaded_from_its_file(meta_llama: Path, tmp_path: Path) -> None:

@@ -25,9 +25,9 @@ from fairseq2_preference.data import (
 from fairseq2_preference.engine.scoring import sequence_logps
 from fairseq2_preference.reference.store import ReferenceCache
 from fairseq2_preference.reference.table import ReferenceTable
-from test_units import load_tiny, one_by_one
 
 from helpers import FAIRSEQ2, read_metrics, recipe_args, regime, run_cli, train, write_jsonl
+from test_units import load_tiny, one_by_one
 
 pytestmark = pytest.mark.slow
 

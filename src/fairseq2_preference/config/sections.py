@@ -34,7 +34,7 @@ from typing_extensions import override
 
 from fairseq2_preference.config.assets import PreferenceCommonSection
 from fairseq2_preference.criteria import structure_criterion_config
-from fairseq2_preference.models.checkpoints import follow_policy
+from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
 
@@ -228,6 +228,7 @@ class PreferenceFinetuneConfig(SupportsStructure):
 
     @override
     def structure(self, resolver: DependencyResolver) -> None:
+        describe_tokenizer_path(self.tokenizer)
         follow_policy(self.model, self.reference_model, self.tokenizer, DEFAULT_MODEL)
         resolve_reference_dtype(self)
 

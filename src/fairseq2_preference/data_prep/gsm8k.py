@@ -22,7 +22,8 @@ from pathlib import Path
 
 import torch
 
-from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
+from fairseq2_preference.data_prep.arguments import prep_request
+from fairseq2_preference.data_prep.commands import GSM8K_HUB, gsm8k_parser
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.formatting import PromptFormatter
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
@@ -35,7 +36,7 @@ from fairseq2_preference.models.generation import (
 )
 from fairseq2_preference.offline import from_hub
 
-HUB_DATASET = "openai/gsm8k"
+HUB_DATASET = GSM8K_HUB
 
 INSTRUCTION = (
     'Solve the problem step by step, then give the final answer on its own line as "#### <number>".'
@@ -146,40 +147,11 @@ def sample(
 
 def main(argv: list[str] | None = None) -> PrepResult:
     """``datasets/gsm8k_negatives_data_prep.py``: see ``--help``."""
-    parser = argparse.ArgumentParser(
-        description="Mine GSM8K preference pairs: gold solutions vs sampled wrong answers."
-    )
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="model asset card, e.g. llama3_1_8b_instruct or checkpoint_step_1000",
-    )
-    parser.add_argument("--tokenizer", help="tokenizer asset card (default: --model)")
-    parser.add_argument(
-        "--asset_path",
-        type=Path,
-        action="append",
-        default=[],
-        help="extra asset card directory (repeatable)",
-    )
-    parser.add_argument(
-        "--checkpoint_dir",
-        type=Path,
-        help="a run's checkpoints/ directory (cards checkpoint_step_<N>)",
-    )
-    parser.add_argument(
-        "--source", help=f"local jsonl of {{question, answer}} (default: the hub's {HUB_DATASET})"
-    )
-    parser.add_argument("--split", default="train")
-    parser.add_argument("--limit", type=int, help="only the first N problems")
-    parser.add_argument("--num_samples", type=int, default=8)
-    parser.add_argument("--max_rejected", type=int, default=2)
-    parser.add_argument("--temperature", type=float, default=0.8)
-    parser.add_argument("--top_p", type=float, default=0.95)
-    parser.add_argument("--max_gen_len", type=int, default=512)
-    parser.add_argument("--batch_size", type=int, default=16)
-    add_output_arguments(parser, "gsm8k")
-    args = parser.parse_args(argv)
+    return prepare_from(gsm8k_parser().parse_args(argv))
+
+
+def prepare_from(args: argparse.Namespace) -> PrepResult:
+    """Prepare the data the parsed command line asks for."""
 
     options = SamplingOptions(args.temperature, args.top_p, args.max_gen_len, args.num_samples)
     source = args.source or f"{HUB_DATASET}:{args.split}"

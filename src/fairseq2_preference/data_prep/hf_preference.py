@@ -25,7 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
+from fairseq2_preference.data_prep.arguments import prep_request
+from fairseq2_preference.data_prep.commands import hf_preference_parser
 from fairseq2_preference.data_prep.examples import Example, Turn, check_turns
 from fairseq2_preference.data_prep.hygiene import normalize_prompt
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
@@ -177,25 +178,11 @@ def build_examples(
 
 def main(argv: list[str] | None = None) -> PrepResult:
     """``datasets/hf_preference_data_prep.py``: see ``--help``."""
-    parser = argparse.ArgumentParser(
-        description="Convert a Hugging Face preference dataset (prompt/chosen/rejected, as "
-        "strings or message lists) into preference and SFT jsonl with fairseq2 asset cards."
-    )
-    parser.add_argument(
-        "--source", required=True, help="hub dataset name, or a local file or directory"
-    )
-    parser.add_argument("--config", help="the hub dataset's configuration name, if it has several")
-    parser.add_argument("--train_split", default="train", help="source split to train on")
-    parser.add_argument(
-        "--dev_split",
-        help="source split to use as dev (e.g. test_prefs); by default, --dev_size prompts "
-        "are held out from the train split",
-    )
-    parser.add_argument("--prompt_field", default="prompt")
-    parser.add_argument("--chosen_field", default="chosen")
-    parser.add_argument("--rejected_field", default="rejected")
-    add_output_arguments(parser, "<source>")
-    args = parser.parse_args(argv)
+    return prepare_from(hf_preference_parser().parse_args(argv))
+
+
+def prepare_from(args: argparse.Namespace) -> PrepResult:
+    """Prepare the data the parsed command line asks for."""
 
     fields = Fields(args.prompt_field, args.chosen_field, args.rejected_field)
     splits: dict[str, str | None] = {args.train_split: "train" if args.dev_split else None}

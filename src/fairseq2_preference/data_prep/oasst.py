@@ -30,7 +30,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from fairseq2_preference.data_prep.arguments import add_output_arguments, prep_request
+from fairseq2_preference.data_prep.arguments import prep_request
+from fairseq2_preference.data_prep.commands import oasst_parser
 from fairseq2_preference.data_prep.examples import Example
 from fairseq2_preference.data_prep.oasst_messages import HUB_DATASET, Message, load_messages
 from fairseq2_preference.data_prep.writer import PrepResult, prepare
@@ -136,27 +137,11 @@ def _skip_reason(prompt: Message, thread: list[Message], options: BuildOptions) 
 
 def main(argv: list[str] | None = None) -> PrepResult:
     """``datasets/openassistant2_llama3_data_prep.py``: see ``--help``."""
-    parser = argparse.ArgumentParser(
-        description="Build OpenAssistant2 preference pairs and SFT examples, with fairseq2 "
-        "asset cards naming them (<name>_preference_train, ..._dev, <name>_instruction_train, ...)."
-    )
-    parser.add_argument(
-        "--source",
-        help=f"local copy: a directory like the dataset repository, parquet files, or "
-        f"*.messages.jsonl(.gz) / *.trees.jsonl(.gz) exports (default: the hub's {HUB_DATASET})",
-    )
-    parser.add_argument(
-        "--lang", default="en", help="root languages to keep, comma-separated, or 'all'"
-    )
-    parser.add_argument(
-        "--pairing", choices=["rank0_vs_rest", "best_vs_worst"], default="rank0_vs_rest"
-    )
-    parser.add_argument("--first_turn_only", action="store_true", help="only first-turn prompts")
-    parser.add_argument(
-        "--include_synthetic", action="store_true", help="keep model-written replies"
-    )
-    add_output_arguments(parser, "openassistant2")
-    args = parser.parse_args(argv)
+    return prepare_from(oasst_parser().parse_args(argv))
+
+
+def prepare_from(args: argparse.Namespace) -> PrepResult:
+    """Prepare the data the parsed command line asks for."""
 
     options = BuildOptions(
         langs=None if args.lang == "all" else tuple(args.lang.split(",")),

@@ -22,10 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fairseq2_preference.data_prep.commands import OASST_HUB
 from fairseq2_preference.errors import PreferenceDataError
 from fairseq2_preference.offline import from_hub
 
-HUB_DATASET = "OpenAssistant/oasst2"
+HUB_DATASET = OASST_HUB
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,29 @@ self-attention:
 
 * in a **right-padded** row, a real query at position ``t`` only sees keys
   ``<= t``, all real, so ``is_causal=True`` alone is exact for every real
-  position (padding positions compute values nobody reads);
-* a **packed** stream is scattered into such a right-padded ``[n, L, H, K]``
-  block for the attention only, then gathered back: every linear layer still
-  runs on real tokens alone, and the attention runs one batched causal call.
+  position (padding positions compute values nobody reads): SDPA's flash or
+  memory-efficient kernel on CUDA;
+* a **packed** stream goes, on CUDA in fp16/bf16, to the variable-length flash
+  kernel (the one PyTorch's nested tensors use): each sequence attends causally
+  within its own span of the stream, with no padding at all. Elsewhere (CPU,
+  float32) it is scattered into a right-padded ``[n, L, H, K]`` block for the
+  attention only, then gathered back: every linear layer still runs on real
+  tokens alone, and the attention runs one batched causal call.
 
 :class:`CausalNoMaskSDPA` does both and hands anything else (windowed
 attention, attention weights) to the fairseq2 module it wraps.
+
+Under ``torch.compile`` the packed path is left out of the graph: its sequence
+count and longest length are Python integers that would otherwise be compiled
+in, one graph per batch shape. Grouped-query attention reaches this module with
+K and V already repeated by fairseq2's attention layer (its memory is spent
+before SDPA could share the heads). Reproducibility on CUDA: the flash kernel's
+backward and the block route's indexing backward (``index_put`` with
+accumulation, like the engine's ``index_select``/``index_add_``) accumulate with
+atomics, so two runs differ in the last bits. With
+``torch.use_deterministic_algorithms(True)`` (fairseq2's
+``common.torch.deterministic: true``) the packed path takes the block route, and
+PyTorch's deterministic indexing kernels make runs bitwise repeatable.
 """
 
 from __future__ import annotations
@@ -43,13 +59,57 @@ def _causal(q: Tensor, k: Tensor, v: Tensor, dropout_p: float, scale: float | No
     return attn.transpose(1, 2)
 
 
-def _padded_index(layout: BatchLayout, num_tokens: int) -> tuple[Tensor, Tensor]:
-    """(row, position) of every token of a packed stream."""
+FLASH_DTYPES = (torch.float16, torch.bfloat16)
+
+FLASH_MAX_HEAD_DIM = 256
+
+
+def uses_varlen_flash(q: Tensor) -> bool:
+    """Whether a packed ``[S, H, K]`` query goes to the variable-length flash kernel."""
+    return (
+        q.is_cuda
+        and q.dtype in FLASH_DTYPES
+        and q.size(-1) <= FLASH_MAX_HEAD_DIM
+        and q.size(-1) % 8 == 0
+        and torch.backends.cuda.flash_sdp_enabled()  # type: ignore[no-untyped-call]
+        and not torch.are_deterministic_algorithms_enabled()
+    )
+
+
+def _varlen_causal(
+    q: Tensor, k: Tensor, v: Tensor, layout: BatchLayout, dropout_p: float, scale: float | None
+) -> Tensor:
+    """``[S, H, K]`` in and out: PyTorch's variable-length flash kernel (autograd included)."""
+    cu_seqlens = layout.seq_begin_indices_pt
+    longest = layout.max_seq_len
+    out: Tensor = torch.ops.aten._flash_attention_forward(
+        q, k, v, cu_seqlens, cu_seqlens, longest, longest, dropout_p, True, False, scale=scale
+    )[0]
+    return out
+
+
+def _block_causal(
+    q: Tensor, k: Tensor, v: Tensor, layout: BatchLayout, dropout_p: float, scale: float | None
+) -> Tensor:
+    """``[S, H, K]`` → a right-padded ``[n, L, H, K]`` block, causal SDPA, and back."""
     lens = layout.seq_lens_pt
     rows = torch.repeat_interleave(
-        torch.arange(lens.numel(), device=lens.device), lens, output_size=num_tokens
+        torch.arange(lens.numel(), device=lens.device), lens, output_size=q.size(0)
     )
-    return rows, layout.position_indices
+    positions = layout.position_indices
+    shape = (lens.numel(), layout.max_seq_len, *q.shape[1:])
+    pq, pk, pv = (t.new_zeros(shape).index_put((rows, positions), t) for t in (q, k, v))
+    return _causal(pq, pk, pv, dropout_p, scale)[rows, positions]
+
+
+@torch.compiler.disable  # type: ignore[untyped-decorator]
+def packed_causal(
+    q: Tensor, k: Tensor, v: Tensor, layout: BatchLayout, dropout_p: float, scale: float | None
+) -> Tensor:
+    """Causal attention within each sequence of a packed ``[S, H, K]`` stream."""
+    if uses_varlen_flash(q):
+        return _varlen_causal(q, k, v, layout, dropout_p, scale)
+    return _block_causal(q, k, v, layout, dropout_p, scale)
 
 
 @final
@@ -80,13 +140,7 @@ class CausalNoMaskSDPA(SDPA):
         scale = self.inner.scale
         if not q_layout.packed:
             return _causal(q, k, v, dropout_p, scale), None
-
-        # (S, H, K) -> (n, L, H, K) -> (S, H, K)
-        rows, positions = _padded_index(q_layout, q.size(0))
-        shape = (len(q_layout.seq_lens), q_layout.max_seq_len, *q.shape[1:])
-        pq, pk, pv = (t.new_zeros(shape).index_put((rows, positions), t) for t in (q, k, v))
-        attn = _causal(pq, pk, pv, dropout_p, scale)
-        return attn[rows, positions], None
+        return packed_causal(q, k, v, q_layout, dropout_p, scale), None
 
 
 def use_causal_no_mask_attention(model: Module) -> int:

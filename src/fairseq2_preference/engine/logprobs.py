@@ -16,7 +16,7 @@ positions that count, in row chunks on a flat ``[rows, V]`` view:
   gradient, flows to ``h`` and (accumulated in float32) to ``W`` and ``b``.
 
 So the extra memory is one chunk's logits and their gradient, whatever the batch
-size: see :func:`chunk_rows` for how a chunk is sized. This is the shape of
+size: see :data:`DEFAULT_CHUNK_BYTES` for how a chunk is sized. This is the shape of
 Liger-Kernel's fused linear losses, except that the gradient cannot be taken in
 the forward pass: a preference loss needs all sequences' sums first.
 """
@@ -31,20 +31,18 @@ from torch.autograd.function import FunctionCtx
 from torch.nn.functional import linear
 
 DEFAULT_CHUNK_BYTES = 256 * 2**20
-"""The largest float32 logits chunk, in bytes (256 MiB: 523 rows at V = 128,256)."""
+"""The float32 logits of one chunk, in bytes (256 MiB: 523 rows at V = 128,256).
 
-MIN_CHUNKS = 16
-"""At least this many chunks per call, so that a chunk's transient tensors (about
-10 bytes per logit: the compute-dtype logits, their float32 copy, the exponent
-of ``logsumexp``, the gradient) stay under 25% of one float32 ``[rows, V]`` tensor
-of the same batch, small or large."""
+Chunks are sized by bytes alone, whatever the batch: the transient memory of
+the engine is one chunk's float32 logits plus, under autocast, their
+compute-dtype copy (half as much in bf16), and a large chunk keeps the output
+projection's GEMMs wide enough to run at the GPU's matmul rate (a share of the
+batch would make thin, bandwidth-bound GEMMs on small batches)."""
 
 
-def chunk_rows(num_rows: int, vocab_size: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
-    """Rows per chunk: bounded by the byte budget and by ``num_rows / MIN_CHUNKS``."""
-    by_budget = max_chunk_bytes // (4 * vocab_size)
-    by_share = num_rows // MIN_CHUNKS
-    return max(1, min(by_budget, by_share))
+def chunk_rows(vocab_size: int, max_chunk_bytes: int = DEFAULT_CHUNK_BYTES) -> int:
+    """Rows per chunk: as many as fit ``max_chunk_bytes`` of float32 logits."""
+    return max(1, max_chunk_bytes // (4 * vocab_size))
 
 
 def compute_dtype(hidden: Tensor) -> torch.dtype:
@@ -56,7 +54,26 @@ def compute_dtype(hidden: Tensor) -> torch.dtype:
 
 
 def _chunk_logits(hidden: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """Float32 logits of one chunk; the compute-dtype product is freed at once."""
     return linear(hidden, weight, bias).float()
+
+
+def _accumulate(grad_weight: Tensor, grad_logits: Tensor, hidden: Tensor) -> None:
+    """``grad_weight += grad_logitsᵀ · hidden`` in place, summed in ``grad_weight``'s dtype.
+
+    Low-precision inputs with a float32 accumulator use the GEMM's own float32
+    output on CUDA (``addmm`` with ``out_dtype``): no ``[V, D]`` temporary and no
+    second pass over the accumulator. CPU has no such kernel: there the product
+    is formed in the compute dtype and added.
+    """
+    if grad_logits.dtype == grad_weight.dtype:
+        grad_weight.addmm_(grad_logits.T, hidden)
+    elif grad_weight.is_cuda:
+        torch.addmm(
+            grad_weight, grad_logits.T, hidden, out_dtype=grad_weight.dtype, out=grad_weight
+        )
+    else:
+        grad_weight += grad_logits.T @ hidden
 
 
 class _TargetLogProbs(torch.autograd.Function):
@@ -78,8 +95,11 @@ class _TargetLogProbs(torch.autograd.Function):
             for start in range(0, hidden.size(0), chunk):
                 end = start + chunk
                 logits = _chunk_logits(hidden[start:end].to(dtype), weight_c, bias_c)
-                lse[start:end] = torch.logsumexp(logits, dim=-1)
                 target_logits = logits.gather(1, targets[start:end, None]).squeeze(1)
+                # logsumexp in place: one float32 chunk is all the memory it takes
+                top = logits.amax(dim=1, keepdim=True)
+                sums = logits.sub_(top).exp_().sum(dim=1)
+                lse[start:end] = sums.log_().add_(top.squeeze(1))
                 out[start:end] = target_logits - lse[start:end]
                 del logits
         ctx.save_for_backward(hidden, weight, bias, targets, lse)  # type: ignore[arg-type]
@@ -94,6 +114,7 @@ class _TargetLogProbs(torch.autograd.Function):
         need_hidden, need_weight, need_bias = ctx.needs_input_grad[:3]
 
         grad_hidden = torch.empty_like(hidden) if need_hidden else None
+        # Summed in float32; when the weight is float32 this is its gradient itself.
         grad_weight = torch.zeros_like(weight, dtype=torch.float32) if need_weight else None
         grad_bias = None
         if bias is not None and need_bias:
@@ -117,12 +138,9 @@ class _TargetLogProbs(torch.autograd.Function):
                 del grad_logits
                 if grad_hidden is not None:
                     grad_hidden[start:end] = grad_logits_c @ weight_c
-                if grad_weight is None:
-                    continue
-                if grad_logits_c.dtype == grad_weight.dtype:
-                    grad_weight.addmm_(grad_logits_c.T, hidden_c)
-                else:  # low-precision product, float32 sum over chunks
-                    grad_weight += grad_logits_c.T @ hidden_c
+                if grad_weight is not None:
+                    _accumulate(grad_weight, grad_logits_c, hidden_c)
+                del grad_logits_c  # before the next chunk is allocated
 
         return (
             grad_hidden,
@@ -157,7 +175,7 @@ def target_logps(
             f"`hidden` must be [rows, D] and `targets` [rows], but are {tuple(hidden.shape)} "
             f"and {tuple(targets.shape)}."
         )
-    chunk = chunk_rows(hidden.size(0), weight.size(0), max_chunk_bytes)
+    chunk = chunk_rows(weight.size(0), max_chunk_bytes)
     result: Tensor = _TargetLogProbs.apply(  # type: ignore[no-untyped-call]
         hidden, weight, bias, targets, compute_dtype(hidden), chunk
     )

@@ -46,7 +46,7 @@ from fairseq2_preference.data_prep.formatting import PromptFormatter, make_forma
 from fairseq2_preference.evaluation.alpaca_data import load_instructions
 from fairseq2_preference.evaluation.judge import JudgeSection
 from fairseq2_preference.io import atomic_write_text
-from fairseq2_preference.models.checkpoints import follow_policy
+from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
 
 MODEL_OUTPUTS = "model_outputs.json"
 DEFAULT_EVAL_MODEL = "llama3_1_8b_instruct"
@@ -102,6 +102,7 @@ class AlpacaEvalConfig(SupportsStructure):
     def structure(self, resolver: DependencyResolver) -> None:
         """``model.path=/dir`` alone evaluates a Llama directory (e.g. an ``export_hf``
         output), with its tokenizer unless ``tokenizer`` is set."""
+        describe_tokenizer_path(self.tokenizer)
         follow_policy(self.model, None, self.tokenizer, DEFAULT_EVAL_MODEL)
 
 

@@ -112,6 +112,34 @@ def follow_policy(
         tokenizer.config_overrides = checkpoint.tokenizer_config
 
 
+def describe_tokenizer_path(tokenizer: TokenizerSection) -> None:
+    """Load an explicit ``tokenizer.path`` the way ``model.path`` loads a directory's.
+
+    fairseq2's Llama tokenizer loader reads a SentencePiece or tiktoken file unless
+    told ``impl: hg``; a Hugging Face directory (``tokenizer.json``, or that file
+    itself) would fail as "not a valid SentencePiece model". Here it gets family
+    ``llama`` and the ``impl``/``use_eot`` of :func:`read_checkpoint_dir`, and Meta's
+    ``tokenizer.model`` (or its directory) the same. ``config_overrides`` given by the
+    user win; another ``family`` is left to fairseq2.
+    """
+    if tokenizer.path is None or tokenizer.family not in (None, "llama"):
+        return
+    path = Path(tokenizer.path).expanduser()
+    directory = path if path.is_dir() else path.parent
+    if path.name in ("tokenizer.json", directory.name) and _has(directory, "tokenizer.json"):
+        derived, _ = _hf_tokenizer(directory)
+        tokenizer.path = directory
+    elif path.name in ("tokenizer.model", directory.name) and _has(directory, "tokenizer.model"):
+        params = directory / "params.json"
+        vocab_size = int(_read_json(params).get("vocab_size", 0)) if params.is_file() else 0
+        derived = _meta_tokenizer(directory, vocab_size)
+        tokenizer.path = directory / "tokenizer.model"
+    else:
+        return
+    tokenizer.name, tokenizer.family = None, "llama"  # the path, not a card, is loaded
+    tokenizer.config_overrides = _merged(derived or {}, tokenizer.config_overrides)
+
+
 def use_checkpoint_chat_template(tokenizer: object, section: TokenizerSection) -> None:
     """Give a tokenizer loaded from a directory that directory's own chat template.
 
@@ -136,7 +164,7 @@ def _merged(derived: dict[str, Any], overrides: object) -> dict[str, Any]:
     if overrides is None:
         return derived
     if not isinstance(overrides, dict):
-        raise PreferenceConfigError("`model.config_overrides` must be a mapping of fields.")
+        raise PreferenceConfigError("`config_overrides` must be a mapping of fields.")
     return derived | overrides
 
 
