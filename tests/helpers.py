@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
 TINY_CONFIG = REPO / "example_configurations" / "tiny_dpo_cpu.yaml"
 TINY_SFT_CONFIG = REPO / "example_configurations" / "tiny_sft_cpu.yaml"
@@ -60,6 +62,23 @@ def train(
         args = recipe_args(out_dir, assets, overrides)
     main([*args, "--no-exit-on-error"])
     return read_metrics(out_dir, "train")
+
+
+def run_in_process(args: Sequence[str], capfd: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    """``fairseq2 ARGS`` in this process (no interpreter start-up): the exit status
+    and everything written to stdout and stderr, as :func:`run_cli` would see it.
+    For commands whose behaviour does not depend on a fresh process (the
+    environment, logging set up at import)."""
+    from fairseq2_preference.cli import main
+
+    capfd.readouterr()
+    try:
+        main(list(args))
+        status = 0
+    except SystemExit as ex:
+        status = ex.code if isinstance(ex.code, int) else 1
+    captured = capfd.readouterr()
+    return status, captured.out + captured.err
 
 
 def run_cli(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FAIRSEQ2, REPO, recipe_args, run_cli, train, write_jsonl
+from helpers import REPO, recipe_args, run_cli, run_in_process, train, write_jsonl
 
 GOOD = {"src": "a question", "tgt_chosen": "a good answer", "tgt_rejected": "a bad one"}
 
@@ -79,12 +79,15 @@ CASES: list[tuple[str, Setup, list[str]]] = [
 @pytest.mark.slow
 @pytest.mark.parametrize(("setup", "messages"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_exits_2_with_one_clear_paragraph(
-    tmp_path: Path, tiny_assets: Path, setup: Setup, messages: list[str]
+    tmp_path: Path,
+    tiny_assets: Path,
+    setup: Setup,
+    messages: list[str],
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     overrides = setup(tmp_path, tiny_assets)
-    result = run_cli([str(FAIRSEQ2), *recipe_args(tmp_path / "run", tiny_assets, overrides)])
-    output = result.stdout + result.stderr
-    assert result.returncode == 2, output[-3000:]
+    status, output = run_in_process(recipe_args(tmp_path / "run", tiny_assets, overrides), capfd)
+    assert status == 2, output[-3000:]
     for message in messages:
         assert message in output, output[-3000:]
     assert "Traceback" not in output and "file a bug report" not in output
@@ -92,13 +95,15 @@ def test_bad_input_exits_2_with_one_clear_paragraph(
 
 
 @pytest.mark.slow
-def test_an_unwritable_output_dir_exits_2(tmp_path: Path, tiny_assets: Path) -> None:
+def test_an_unwritable_output_dir_exits_2(
+    tmp_path: Path, tiny_assets: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
-    result = run_cli([str(FAIRSEQ2), *recipe_args(blocker / "run", tiny_assets, [])])
-    assert result.returncode == 2, result.stderr[-3000:]
-    assert f"{blocker} is a file, not a directory. Choose another output" in result.stderr
-    assert "Traceback" not in result.stderr
+    status, output = run_in_process(recipe_args(blocker / "run", tiny_assets, []), capfd)
+    assert status == 2, output[-3000:]
+    assert f"{blocker} is a file, not a directory. Choose another output" in output
+    assert "Traceback" not in output
 
 
 @pytest.mark.parametrize("cut", ["gzip stream", "json line"])

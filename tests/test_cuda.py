@@ -213,3 +213,21 @@ def test_fsdp2_over_nccl_two_ranks_equal_one(tmp_path: Path, tiny_assets: Path) 
     for a, b in zip(two, one, strict=True):
         for key in ("Loss", "Rewards/Margins", "Gradient Norm"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key
+
+
+def test_deterministic_mode_repeats_bitwise() -> None:
+    """``common.deterministic``: the packed path takes the block route and two
+    identical backward passes give identical gradients, bit for bit."""
+    model = llama()
+    prepare_for_scoring(model)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        grads = []
+        for _ in range(2):
+            model.zero_grad()
+            ops = ops_of(scored(model, packed=True))
+            grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+        assert "aten::_flash_attention_forward" not in ops
+    finally:
+        torch.use_deterministic_algorithms(False)
+    assert torch.equal(grads[0], grads[1])

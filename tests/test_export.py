@@ -102,3 +102,69 @@ def test_missing_step_is_a_clear_error(
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert "no checkpoint at step 3" in error and "step_2, step_4" in error
+
+
+@pytest.fixture(scope="module")
+def lora_run(hf_llama: Path, tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """LoRA DPO on the Hugging Face directory (adapters on every linear layer)."""
+    out = tmp_path_factory.mktemp("lora") / "dpo"
+    train(
+        out, tiny_assets, f"model={{path: {hf_llama}}}", "del:reference_model", "del:tokenizer",
+        "lora={rank: 4, alpha: 8, dropout: 0.0}", "optimizer.config.lr=0.05", *regime(3, 3),
+    )  # fmt: skip
+    return out
+
+
+def lora_logits(run: Path) -> torch.Tensor:
+    """The trained LoRA model as fairseq2 rebuilds it: base + the saved adapters."""
+    import yaml
+    from fairseq2.models.llama import get_llama_model_hub
+    from fairseq2.nn import BatchLayout
+
+    from fairseq2_preference.models.llama_config import llama_config
+    from fairseq2_preference.models.lora_checkpoint import load_trained_lora_model
+
+    run_config = yaml.safe_load((run / "config.yaml").read_text())
+    card = yaml.safe_load((run / "checkpoints" / "model.yaml").read_text())
+    config = llama_config(card["model_config"])
+    model, adapters = load_trained_lora_model(
+        get_llama_model_hub(), None, run_config, config, run / "checkpoints" / "step_3"
+    )
+    assert any(float(v.abs().max()) > 0 for k, v in adapters.items() if "lora_B" in k)
+    with torch.no_grad():
+        return model(IDS, BatchLayout.of(IDS))  # type: ignore[no-any-return]
+
+
+def test_lora_run_exports_merged_weights(lora_run: Path, tmp_path: Path) -> None:
+    from transformers import AutoModelForCausalLM
+
+    export(lora_run, tmp_path / "merged")
+    model = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged"), dtype=torch.float32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS).logits, lora_logits(lora_run), atol=1e-4, rtol=0)
+
+
+def test_lora_run_exports_a_peft_adapter_for_the_hugging_face_base(
+    lora_run: Path, hf_llama: Path, tmp_path: Path
+) -> None:
+    """``peft.PeftModel.from_pretrained`` on the Hugging Face base (offline) gives the
+    logits of fairseq2's trained model: names, the q/k rotary order and the scaling."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "adapter"
+    export(lora_run, out, "--peft")
+    config = json.loads((out / "adapter_config.json").read_text())
+    assert (config["r"], config["lora_alpha"], config["peft_type"]) == (4, 8, "LORA")
+    assert sorted(config["target_modules"]) == sorted(
+        ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    base = AutoModelForCausalLM.from_pretrained(str(hf_llama), dtype=torch.float32)
+    model = PeftModel.from_pretrained(base, str(out)).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(model(IDS).logits, lora_logits(lora_run), atol=1e-4, rtol=0)
+
+
+def test_peft_export_of_a_full_run_is_refused(run: Path, tmp_path: Path) -> None:
+    result = run_cli([str(FAIRSEQ2), "lm", "export_hf", str(run), str(tmp_path / "x"), "--peft"])
+    assert result.returncode == 2 and "trained without `lora`" in result.stderr

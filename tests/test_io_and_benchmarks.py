@@ -60,9 +60,11 @@ def test_reference_cache_benchmark_runs() -> None:
 @pytest.mark.slow
 def test_gpu_script_on_a_tiny_model(tmp_path: Path) -> None:
     """``benchmarks/gpu.sh`` end to end on the CPU (a tiny model, TRL absent: this
-    project's side only): the CUDA tests are skipped, two rows run, one table."""
+    project's side only): the CUDA tests are skipped, the chat-length row runs (the
+    cached-reference row is the same code with ``--reference cached``; its values
+    equal the live reference's by ``test_reference_training``), one table."""
     out = tmp_path / "results"
-    env = {"SHAPE": "tiny", "PYTHON": sys.executable, "ROWS": "chat cached_reference",
+    env = {"SHAPE": "tiny", "PYTHON": sys.executable, "ROWS": "chat",
            "WORK": str(tmp_path / "work"), "TRL_PYTHON": sys.executable}  # fmt: skip
     result = run_cli(["bash", str(REPO / "benchmarks" / "gpu.sh"), str(out)], env=env, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -75,8 +77,5 @@ def test_gpu_script_on_a_tiny_model(tmp_path: Path) -> None:
     for report in (static, own):
         assert abs(report["loss_step1_minus_ln2"]) < 1e-6
     assert static["padding_efficiency"] < 1.0 == own["padding_efficiency"]
-    # the reference log-probs computed once equal the live reference's, batch by batch
-    cached = reports["own", "cached"]
-    assert cached["losses"] == pytest.approx(own["losses"], abs=1e-6)
     table = (out / "gpu.md").read_text()
-    assert "ours own cached ref" in table and "chat lengths" in table
+    assert "ours own" in table and "chat lengths" in table

@@ -10,7 +10,7 @@ import yaml
 
 from fairseq2_preference.run.directory import changes
 
-from helpers import FAIRSEQ2, recipe_args, regime, run_cli
+from helpers import recipe_args, regime, run_in_process
 
 
 def test_changes_name_each_key_with_its_old_and_new_value() -> None:
@@ -28,15 +28,12 @@ def test_changes_name_each_key_with_its_old_and_new_value() -> None:
 
 @pytest.mark.slow
 def test_resuming_with_other_settings_is_refused_and_configs_are_kept(
-    tmp_path: Path, tiny_assets: Path
+    tmp_path: Path, tiny_assets: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "run"
 
     def start(*overrides: str) -> tuple[int, str]:
-        result = run_cli(
-            [str(FAIRSEQ2), *recipe_args(out, tiny_assets, [*regime(2, 2), *overrides])]
-        )
-        return result.returncode, result.stdout + result.stderr
+        return run_in_process(recipe_args(out, tiny_assets, [*regime(2, 2), *overrides]), capfd)
 
     rc, output = start()
     assert rc == 0, output[-3000:]

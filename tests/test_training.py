@@ -99,6 +99,19 @@ def test_reference_by_path_and_family(tmp_path: Path, tiny_assets: Path) -> None
     assert float(metrics[0]["Loss"]) == pytest.approx(math.log(2), abs=1e-5)  # type: ignore[arg-type]
 
 
+def test_deterministic_option_turns_on_pytorchs_deterministic_kernels(
+    tmp_path: Path, tiny_assets: Path
+) -> None:
+    import torch
+
+    try:
+        train(tmp_path / "run", tiny_assets, *SHORT, "common.deterministic=true")
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.backends.cudnn.benchmark = False
+
+
 def test_command_line_run(tmp_path: Path, tiny_assets: Path) -> None:
     out = tmp_path / "cli"
     result = run_cli([str(FAIRSEQ2), *recipe_args(out, tiny_assets, ["regime.num_steps=20"])])

@@ -37,11 +37,18 @@ class PreferenceAssetsConfig(AssetsConfig):
 class PreferenceCommonSection(CommonSection):
     assets: PreferenceAssetsConfig = field(default_factory=PreferenceAssetsConfig)
 
+    deterministic: bool = False
+    """Bitwise-repeatable runs on CUDA: PyTorch's deterministic kernels
+    (``torch.use_deterministic_algorithms``, warning where an operator has none),
+    and the packed attention's padded-block route instead of the flash kernel,
+    whose backward accumulates with atomics. Slower; also set
+    ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` in the environment for cuBLAS."""
+
 
 @final
 class UserAssetMetadataSource(AssetMetadataSource):
     """The cards under ``common.assets.user_paths``, and the default tiny demo cards
-    (:mod:`.tiny_cards`) unless a configured path defines the same names."""
+    (:mod:`fairseq2_preference.tiny.cards`) unless a configured path defines the same names."""
 
     def __init__(self, section: CommonSection, metadata_loader: FileAssetMetadataLoader) -> None:
         self._paths = [Path(p).expanduser() for p in getattr(section.assets, "user_paths", ())]

@@ -54,14 +54,16 @@ def effective_config_file(
     preset: str | None,
     config_file: Path | None,
     workdir: Path,
-    warn: TextIO = sys.stderr,
+    warn: TextIO | None = None,
 ) -> Path | None:
     """The file to hand to fairseq2: ``config_file`` itself, or a combination of the
     preset and ``config_file`` (each translated from the old layout if needed)
-    written under ``workdir``. ``None`` when there is neither."""
+    written under ``workdir``. ``None`` when there is neither. Translation notes
+    go to ``warn`` (default: standard error)."""
     sources = [p for p in (preset_path(command, preset) if preset else None, config_file) if p]
     if not sources:
         return None
+    warn = warn or sys.stderr
     loaded = [(path, _load(path)) for path in sources]
     if len(loaded) == 1 and not is_legacy(loaded[0][1]):
         return loaded[0][0]

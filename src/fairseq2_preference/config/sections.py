@@ -34,7 +34,9 @@ from typing_extensions import override
 
 from fairseq2_preference.config.assets import PreferenceCommonSection
 from fairseq2_preference.criteria import structure_criterion_config
+from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
+from fairseq2_preference.models.lora import LoraConfig
 
 DEFAULT_MODEL = "llama3_1_8b_instruct"
 
@@ -193,6 +195,11 @@ class PreferenceFinetuneConfig(SupportsStructure):
 
     criterion: CriterionSection = field(default_factory=lambda: CriterionSection())
 
+    lora: LoraConfig | None = None
+    """Train low-rank adapters on a frozen base instead of every weight (e.g.
+    ``{rank: 16, alpha: 32, target_modules: all_linear}``); the reference is then
+    the base itself, with the adapters off, and no reference weights are loaded."""
+
     optimizer: OptimizerSection = field(
         default_factory=lambda: OptimizerSection(
             name=ADAMW_OPTIMIZER,
@@ -231,6 +238,23 @@ class PreferenceFinetuneConfig(SupportsStructure):
         describe_tokenizer_path(self.tokenizer)
         follow_policy(self.model, self.reference_model, self.tokenizer, DEFAULT_MODEL)
         resolve_reference_dtype(self)
+        if self.lora is not None:
+            check_lora_reference(self.model, self.reference_model)
+
+
+def check_lora_reference(
+    model: ModelSection, reference: PreferenceReferenceModelSection | None
+) -> None:
+    """Under LoRA the reference is the policy's base with its adapters off: a
+    ``reference_model`` naming another checkpoint cannot be honoured."""
+    if reference is None or (reference.name, reference.path) == (model.name, model.path):
+        return
+    raise PreferenceConfigError(
+        f"With `lora`, the reference model is the policy's base model with its adapters off, "
+        f"but `reference_model` names another checkpoint ({reference.name or reference.path}). "
+        "Remove `reference_model` from the config (it follows `model`), or set it to the "
+        "policy's `model.name` / `model.path`."
+    )
 
 
 def resolve_reference_dtype(config: PreferenceFinetuneConfig) -> None:

@@ -17,13 +17,16 @@ import argparse
 import dataclasses
 import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.models.lora import LoraConfig, merged_state_dict
+from fairseq2_preference.models.lora_checkpoint import load_trained_lora_model
+from fairseq2_preference.models.peft_export import write_peft_adapter
 
 TOKENIZER_FILES = (
     "tokenizer.json",
@@ -34,8 +37,12 @@ TOKENIZER_FILES = (
 END_TOKENS = ("<|end_of_text|>", "<|eot_id|>", "<|eom_id|>")
 
 
-def export_checkpoint(run_dir: Path, out_dir: Path, step: int | None = None) -> Path:
-    """Write checkpoint ``step`` (default: the last) of ``run_dir`` to ``out_dir``."""
+def export_checkpoint(
+    run_dir: Path, out_dir: Path, step: int | None = None, peft: bool = False
+) -> Path:
+    """Write checkpoint ``step`` (default: the last) of ``run_dir`` to ``out_dir``:
+    the full model, LoRA adapters merged in; with ``peft``, a LoRA run's adapters
+    alone in PEFT's format."""
     import torch
     from fairseq2 import init_fairseq2
     from fairseq2.assets import AssetStore
@@ -64,10 +71,25 @@ def export_checkpoint(run_dir: Path, out_dir: Path, step: int | None = None) -> 
     if card.field("model_family").as_(str) != "llama":
         raise PreferenceConfigError("Only Llama models export to the Hugging Face format here.")
     config = hub.get_model_config(card)
-    model = hub.load_model(card, device=torch.device("cpu"), dtype=torch.float32)
+    if run_config.get("lora") is None:
+        if peft:
+            raise PreferenceConfigError(
+                f"--peft exports LoRA adapters, and {run_dir} trained without `lora`."
+            )
+        weights = dict(
+            hub.load_model(card, device=torch.device("cpu"), dtype=torch.float32).state_dict()
+        )
+    else:
+        step_dir = checkpoints / (steps[-1] if step is None else f"step_{step}")
+        model, adapters = load_trained_lora_model(hub, store, run_config, config, step_dir)
+        if peft:
+            return _staged(out_dir, lambda staging: write_peft_adapter(
+                staging, adapters, LoraConfig(**run_config["lora"]), config, _base_name(run_config)
+            ))  # fmt: skip
+        weights = merged_state_dict(model)
     converter = _LLaMAHuggingFaceConverter()
     hg_config = converter.to_hg_config(config)
-    state = converter.to_hg_state_dict(dict(model.state_dict()), config)
+    state = converter.to_hg_state_dict(weights, config)
     tokenizer_dir, vocab = _tokenizer(resolver, store, run_config["tokenizer"])
     gate = state["model.layers.0.mlp.gate_proj.weight"]
     assert isinstance(gate, torch.Tensor)
@@ -79,14 +101,29 @@ def export_checkpoint(run_dir: Path, out_dir: Path, step: int | None = None) -> 
     }
     hg_config = HuggingFaceConfig({**hg_config.data, **fixed}, hg_config.kls_name, hg_config.arch)
 
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
-        staging = Path(tmp) / "hf"
+    def write(staging: Path) -> None:
         save_hugging_face_model(staging, state, hg_config)
         copied = _copy_tokenizer_files(tokenizer_dir, staging)
         _write_generation_config(staging, vocab, copied)
+
+    return _staged(out_dir, write)
+
+
+def _staged(out_dir: Path, write: Callable[[Path], None]) -> Path:
+    """``write`` into a directory beside ``out_dir``, renamed to it when complete."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out_dir.parent, prefix=f".{out_dir.name}.") as tmp:
+        staging = Path(tmp) / "hf"
+        staging.mkdir()
+        write(staging)
         staging.rename(out_dir)
     return out_dir
+
+
+def _base_name(run_config: dict[str, Any]) -> str:
+    """What PEFT records as the base model: its directory, or the card's name."""
+    section = run_config.get("model") or {}
+    return str(section.get("path") or section.get("name"))
 
 
 def _run_config(run_dir: Path) -> dict[str, Any]:
@@ -105,8 +142,8 @@ def _register_assets(container: Any, checkpoints: Path, run_config: dict[str, An
 
     register_checkpoint_models(container, checkpoints)
     assets = (run_config.get("common") or {}).get("assets") or {}
-    for path in assets.get("extra_paths") or []:
-        register_file_assets(container, Path(path))
+    for path in [*(assets.get("extra_paths") or []), *(assets.get("user_paths") or [])]:
+        register_file_assets(container, Path(path).expanduser())
 
 
 def _tokenizer(resolver: Any, store: Any, section: dict[str, Any]) -> tuple[Path, Any]:
@@ -164,6 +201,17 @@ def main(argv: Sequence[str]) -> None:
     parser.add_argument("run_dir", type=Path, help="a training run's OUTPUT_DIR")
     parser.add_argument("out_dir", type=Path, help="where to write the Hugging Face model")
     parser.add_argument("--step", type=int, help="the checkpoint step (default: the last)")
+    parser.add_argument(
+        "--peft",
+        action="store_true",
+        help="a LoRA run: write its adapters in PEFT's format (adapter_config.json, "
+        "adapter_model.safetensors) instead of the merged model",
+    )
     args = parser.parse_args(list(argv))
-    out = export_checkpoint(args.run_dir, args.out_dir, args.step)
-    print(f"Exported to {out}: load it with transformers.AutoModelForCausalLM.from_pretrained.")
+    out = export_checkpoint(args.run_dir, args.out_dir, args.step, args.peft)
+    how = (
+        "peft.PeftModel.from_pretrained(<the base in the Hugging Face layout>, OUT)"
+        if args.peft
+        else "transformers.AutoModelForCausalLM.from_pretrained"
+    )
+    print(f"Exported to {out}: load it with {how}.")

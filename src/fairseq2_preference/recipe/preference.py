@@ -17,7 +17,9 @@ from fairseq2.recipe.base import Recipe, RecipeContext
 from fairseq2.recipe.composition import register_dataset, register_reference_model
 from fairseq2.runtime.dependency import DependencyContainer
 from fairseq2.task import Task
+from fairseq2.utils.rng import use_deterministic
 from fairseq2.utils.structured import StandardValueConverter
+from torch.nn import Module
 from typing_extensions import override
 
 from fairseq2_preference.config.assets import register_user_assets
@@ -42,6 +44,7 @@ from fairseq2_preference.data import (
 from fairseq2_preference.data.size import epoch_steps, log_data_size, show_total_steps
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.models.checkpoints import use_checkpoint_chat_template
+from fairseq2_preference.models.lora import apply_lora
 from fairseq2_preference.recipe.metrics import register_metric_descriptors
 from fairseq2_preference.recipe.units import (
     PreferenceComputer,
@@ -51,6 +54,7 @@ from fairseq2_preference.recipe.units import (
 )
 from fairseq2_preference.reference.setup import prepare_reference
 from fairseq2_preference.reference.table import ReferenceTable
+from fairseq2_preference.run.adapters import restore_base_weights, save_adapters_only
 from fairseq2_preference.run.directory import check_run_directory
 from fairseq2_preference.run.finite_guard import guard_training
 from fairseq2_preference.run.log_masking import install_log_masking
@@ -80,6 +84,8 @@ class PreferenceFinetuneRecipe(Recipe):
         )
 
         check_vocabulary(context)
+        if config.common.deterministic:
+            use_deterministic(True, warn_only=True)
 
         name = config.criterion.name
         criterion_config = structure_criterion_config(name, config.criterion.config)
@@ -99,13 +105,20 @@ class PreferenceFinetuneRecipe(Recipe):
         valid_dataset = validation_dataset(context, config, dataset)
         if valid_dataset is not None and section.valid_split is not None:
             splits["valid"] = (valid_dataset, section.valid_split)
+        policy = context.get_data_parallel_model()
         reference = prepare_reference(
-            context, config, criterion, splits, read_options(config, valid_budget, training=False)
+            context,
+            config,
+            criterion,
+            splits,
+            read_options(config, valid_budget, training=False),
+            base=policy if config.lora is not None else None,
         )
-
         computer = PreferenceComputer(
-            context.get_data_parallel_model(), reference.model, criterion, pairs
+            policy, reference.model, criterion, pairs, reference_is_base=reference.is_base
         )
+        if config.lora is not None:
+            save_adapters_only(policy)
 
         train_options = read_options(
             config, section.max_num_tokens, True, reference.tables.get("train")
@@ -136,6 +149,32 @@ class PreferenceFinetuneRecipe(Recipe):
 
         train_unit = guard_training(context, config, PreferenceTrainUnit(computer))
         return context.create_trainer(train_unit, train_reader, valid_units, valid_readers)
+
+    @override
+    def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
+        """Wrap the targeted layers in LoRA adapters (before activation checkpointing,
+        compilation and data-parallel wrapping); a resumed run first gets its base
+        weights back, which its checkpoints do not hold."""
+        config = context.get_config_as(PreferenceFinetuneConfig)
+        if config.lora is None:
+            return model
+        if context.get_checkpoint_manager().has_checkpoint(exclude_model_only=True):
+            restore_base_weights(context, config.model, model)
+        try:
+            wrapped = apply_lora(model, config.lora)
+        except ValueError as ex:
+            raise PreferenceConfigError(str(ex)) from None
+        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in model.parameters())
+        log.info(
+            "LoRA on {} layers (rank {}): {:,} trained parameters of {:,} ({:.2%}).",
+            len(wrapped),
+            config.lora.rank,
+            trained,
+            total,
+            trained / total,
+        )
+        return model
 
     @property
     @override

@@ -16,6 +16,7 @@ import json
 from fairseq2.logging import log
 from fairseq2.recipe.base import RecipeContext
 from fairseq2.task import Task
+from fairseq2.utils.rng import use_deterministic
 from typing_extensions import override
 
 from fairseq2_preference.config.sections import PreferenceFinetuneConfig
@@ -46,6 +47,8 @@ class ReferenceLogpsRecipe(PreferenceFinetuneRecipe):
                 "`reference_model` is null: there is no reference model to compute log-probs "
                 "with. Set `reference_model.name` (or `path` and `family`)."
             )
+        if config.common.deterministic:
+            use_deterministic(True, warn_only=True)
         section = config.dataset
         dataset = context.get_dataset_as(PreferenceDataset)  # type: ignore[type-abstract]
         splits = {"train": (dataset, section.train_split)}

@@ -37,6 +37,7 @@ from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps
 from fairseq2_preference.data import PreferenceBatch
 from fairseq2_preference.engine.scoring import prepare_for_scoring, sequence_logps
 from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.models.lora import adapters_disabled
 from fairseq2_preference.recipe.metrics import (
     add_preference_metrics,
     criterion_loss_name,
@@ -73,7 +74,8 @@ class PreferenceComputer:
     """The computation shared by the train and the eval unit.
 
     ``reference_model`` may be ``None`` for a criterion that needs a reference
-    when every batch carries ``reference_logps``.
+    when every batch carries ``reference_logps``, or with ``reference_is_base``:
+    the policy's LoRA base (its adapters off) is then the reference.
     """
 
     def __init__(
@@ -82,10 +84,12 @@ class PreferenceComputer:
         reference_model: Module | None,
         criterion: PreferenceCriterion,
         pairs: bool = True,
+        reference_is_base: bool = False,
     ) -> None:
         check_data_kind(criterion, pairs)
         self.model = model
         self.reference_model = reference_model if criterion.needs_reference else None
+        self.reference_is_base = reference_is_base and criterion.needs_reference
         self.criterion = criterion
         self.pairs = pairs
         """``False`` for instruction data: one response per example, no rejected one."""
@@ -99,6 +103,12 @@ class PreferenceComputer:
             return None
         if batch.reference_logps is not None:
             return batch.reference_logps
+        if self.reference_is_base:
+            # no_grad, not inference mode: FSDP2 keeps the all-gather buffers of this
+            # forward for the policy's own, which must not be inference tensors.
+            with torch.no_grad(), adapters_disabled(self.model):
+                sums, _ = sequence_logps(self.model, batch)
+            return sums
         if self.reference_model is None:
             raise PreferenceConfigError(
                 f"Criterion '{self.criterion.name}' needs reference log-probabilities: set "

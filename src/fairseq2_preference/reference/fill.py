@@ -103,14 +103,18 @@ def score(
     total: int,
     what: str,
 ) -> ReferenceTable:
-    """Per-example reference log-prob sums and token counts of this rank's batches."""
+    """Per-example reference log-prob sums and token counts of this rank's batches.
+
+    Under ``no_grad`` rather than inference mode: under LoRA ``model`` is the policy
+    about to train, and FSDP2 reuses this forward's all-gather buffers in training,
+    where inference tensors are refused."""
     ids: list[str] = []
     logps: list[torch.Tensor] = []
     counts: list[torch.Tensor] = []
     device = gangs.root.device
     start = last_log = time.monotonic()
     task = progress.create_task(f"reference log-probs ({what})", total)
-    with progress, task, torch.inference_mode():
+    with progress, task, torch.no_grad():
         for batches in reader:
             for batch in batches:
                 batch.to(device)

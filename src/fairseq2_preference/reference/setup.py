@@ -3,7 +3,8 @@
 * The criterion needs no reference: nothing is loaded.
 * ``reference_model: null``: the rows' ``reference_score_chosen`` /
   ``reference_score_rejected`` (see :mod:`.rows`).
-* ``reference_model.cache: off``: the reference model, run at every step.
+* ``reference_model.cache: off``: the reference model, run at every step (under
+  LoRA: the policy itself with its adapters off, no second model).
 * ``auto`` / ``read``: the cache entries of the training and validation splits.
   Rank 0 computes their keys and checks them, and tells the other ranks, so all
   ranks decide alike. With every entry complete no reference weights are loaded
@@ -14,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -28,6 +30,7 @@ from fairseq2_preference.config.sections import PreferenceFinetuneConfig, resolv
 from fairseq2_preference.criteria import PreferenceCriterion
 from fairseq2_preference.data import JsonlDataset, PreferenceDataset, ReadOptions
 from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.models.lora import adapters_disabled
 from fairseq2_preference.reference.fill import SplitEntry, autocast_dtype, fill
 from fairseq2_preference.reference.fingerprint import (
     DigestMemo,
@@ -49,6 +52,9 @@ FILL_COMMAND = "fairseq2 lm preference_reference_logps OUT_DIR --config-file <th
 class ReferenceSource:
     model: Module | None = None
     """The live reference model, or ``None``."""
+
+    is_base: bool = False
+    """The reference is the policy's base with its LoRA adapters off."""
 
     tables: dict[str, ReferenceTable] = field(default_factory=dict)
     """Reference log-probs by role (``train``, ``valid``) when no live model runs."""
@@ -117,8 +123,10 @@ def prepare_reference(
     criterion: PreferenceCriterion,
     splits: Mapping[str, tuple[PreferenceDataset, str]],
     options: ReadOptions,
+    base: Module | None = None,
 ) -> ReferenceSource:
-    """The reference log-probs of this run (see the module docstring)."""
+    """The reference log-probs of this run (see the module docstring). ``base``: the
+    policy of a LoRA run, whose adapters off give the reference (no weights loaded)."""
     section = config.reference_model
     if section is not None and section.dtype is None:
         # Only a config object handed to `fairseq2.recipe.run()` skips structuring;
@@ -133,6 +141,9 @@ def prepare_reference(
     if section is None:
         return ReferenceSource(tables=row_scores(criterion, splits))
     if section.cache == "off":
+        if base is not None:
+            log.info("LoRA: the reference is the base model with its adapters off.")
+            return ReferenceSource(is_base=True)
         return ReferenceSource(model=context.get_model("reference_model"))
 
     cache = reference_cache(config)
@@ -148,18 +159,20 @@ def prepare_reference(
             "or set `reference_model.cache: auto`."
         )
     if missing:
-        model = context.get_model("reference_model")
-        fill(
-            model,
-            missing,
-            cache,
-            tokenizer=context.get_tokenizer(),
-            gangs=context.gangs,
-            options=options,
-            autocast=autocast_dtype(config.trainer, context.gangs.root.size),
-            progress=context.progress_reporter,
-        )
-        model.to(torch.device("meta"))  # frees the weights; training reads the cache
+        model = context.get_model("reference_model") if base is None else base
+        with nullcontext() if base is None else adapters_disabled(base):
+            fill(
+                model,
+                missing,
+                cache,
+                tokenizer=context.get_tokenizer(),
+                gangs=context.gangs,
+                options=options,
+                autocast=autocast_dtype(config.trainer, context.gangs.root.size),
+                progress=context.progress_reporter,
+            )
+        if base is None:
+            model.to(torch.device("meta"))  # frees the weights; training reads the cache
     tables = {}
     for entry in entries:
         table = cache.load(entry.key)

@@ -46,6 +46,14 @@ def summary(run_dir: Path) -> str:
     checkpoint = last_checkpoint(run_dir)
     if checkpoint is None:
         lines.append("No checkpoint was saved (see regime.checkpoint_every_n_steps).")
+    elif _run_config(run_dir).get("lora") is not None:  # adapters only: export, then evaluate
+        lines += [
+            f"Last checkpoint: {checkpoint} (LoRA adapters)",
+            f"  export:   fairseq2 lm export_hf {run_dir} {run_dir / 'hf'}   (merged; "
+            "--peft: the adapters in PEFT's format)",
+            f"  evaluate: fairseq2 lm alpaca_eval {run_dir / 'alpaca_eval'} --config "
+            f"model.path={run_dir / 'hf'}",
+        ]
     else:
         tokenizer = _tokenizer_name(run_dir)
         lines += [
@@ -60,10 +68,14 @@ def summary(run_dir: Path) -> str:
     return "\n".join(lines)
 
 
-def _tokenizer_name(run_dir: Path) -> str:
+def _run_config(run_dir: Path) -> dict[str, Any]:
     file = run_dir / "config.yaml"
     config: Any = yaml.safe_load(file.read_text()) if file.is_file() else None
-    tokenizer = config.get("tokenizer") if isinstance(config, dict) else None
+    return config if isinstance(config, dict) else {}
+
+
+def _tokenizer_name(run_dir: Path) -> str:
+    tokenizer = _run_config(run_dir).get("tokenizer")
     name = tokenizer.get("name") if isinstance(tokenizer, dict) else None
     return str(name or "<tokenizer card>")
 
