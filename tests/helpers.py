@@ -18,6 +18,10 @@ FAIRSEQ2 = Path(sys.executable).with_name("fairseq2")
 
 os.environ["FAIRSEQ2_DEVICE"] = "cpu"
 os.environ.setdefault("FAIRSEQ2_NO_PROGRESS", "1")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # One thread a process when the workers share the cores: two workers of two
+    # threads each would oversubscribe a 2-core machine.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def regime(num_steps: int, every: int) -> tuple[str, ...]:

@@ -33,7 +33,8 @@ def test_every_example_is_covered() -> None:
     for expected in ("llama3_1_8b_instruct_dpo.yaml", "llama3_1_8b_dpo_from_sft.yaml",
                      "llama3_1_8b_instruct_simpo.yaml", "llama3_1_8b_orpo.yaml",
                      "llama3_1_8b_instruct_cpo.yaml", "llama3_1_8b_sft.yaml",
-                     "tiny_dpo_cpu.yaml", "tiny_sft_cpu.yaml"):  # fmt: skip
+                     "tiny_dpo_cpu.yaml", "tiny_sft_cpu.yaml",
+                     "dpo_llama3_1_8b_lora_1gpu.yaml"):  # fmt: skip
         assert expected in names
     assert {p.stem for p in LEGACY} == {"dpo", "dpo_from_checkpoint", "simpo", "orpo", "cpo"}
 

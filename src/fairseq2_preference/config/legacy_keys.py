@@ -12,7 +12,7 @@ from typing import Any
 MODERN_SECTIONS = frozenset(
     {
         "model", "reference_model", "dataset", "valid_dataset", "tokenizer", "gang", "trainer",
-        "criterion", "optimizer", "lr_scheduler", "regime", "common",
+        "criterion", "lora", "optimizer", "lr_scheduler", "regime", "common",
     }
 )  # fmt: skip
 
