@@ -215,3 +215,50 @@ def test_two_processes_train_the_adapters_like_one(
     assert shards and all(
         all(is_adapter_key(k) for k in torch.load(f, weights_only=True)) for f in shards
     )
+
+
+def test_qlora_base_is_quantised_and_is_the_reference() -> None:
+    """NF4 and int8 bases (bitsandbytes, on the CPU here): close to the float32 model,
+    adapters still at zero, and the adapters off give the quantised base itself."""
+    from fairseq2_preference.models.quantization import QuantizedProjection, quantize_base
+
+    pytest.importorskip("bitsandbytes")
+    reference = logits(tiny_llama(), IDS)
+    for kind, tolerance in (("nf4", 0.3), ("int8", 0.05)):  # 4 bits of random weights
+        model = tiny_llama()
+        apply_lora(model, LoraConfig(rank=4))
+        assert quantize_base(model, kind, torch.float32) == 2 * 7  # type: ignore[arg-type]
+        assert sum(isinstance(m, QuantizedProjection) for m in model.modules()) == 2 * 7
+        quantized = logits(model, IDS)
+        assert float((quantized - reference).norm() / reference.norm()) < tolerance, kind
+        randomise_adapters(model)
+        with adapters_disabled(model):
+            torch.testing.assert_close(logits(model, IDS), quantized, rtol=0, atol=0)
+
+
+def test_qlora_nf4_on_the_cpu_names_a_layer_it_cannot_pack() -> None:
+    from fairseq2_preference.models.quantization import quantize_base
+
+    pytest.importorskip("bitsandbytes")
+    torch.manual_seed(0)
+    model = create_llama_model(LLaMAConfig(
+        model_dim=64, max_seq_len=128, vocab_size=512, num_layers=1, num_attn_heads=4,
+        num_key_value_heads=2, ffn_inner_dim=256, ffn_inner_dim_multiple_of=16,
+    ))  # fmt: skip
+    with pytest.raises(ValueError, match=r"ffn\.gate_proj has 176 outputs.*multiple of 32"):
+        quantize_base(model, "nf4", torch.float32)
+
+
+@pytest.mark.slow
+def test_qlora_int8_trains_from_ln2_and_resumes(tmp_path: Path, tiny_assets: Path) -> None:
+    pytest.importorskip("bitsandbytes")
+    qlora = "lora={rank: 8, alpha: 16, dropout: 0.0, quantize_base: int8}"
+    out = tmp_path / "run"
+    first = train(out, tiny_assets, qlora, FAST, *regime(2, 2))
+    assert float(first[0]["DPO Loss"]) == pytest.approx(math.log(2), abs=1e-6)  # type: ignore[arg-type]
+    resumed = train(out, tiny_assets, qlora, FAST, *regime(4, 2))
+    assert [m["Step"] for m in resumed] == [1, 2, 3, 4]
+    assert float(resumed[-1]["DPO Loss"]) < math.log(2)  # type: ignore[arg-type]
+    assert (
+        "QLoRA: 14 frozen linear layers stored in int8" in (out / "logs" / "rank_0.log").read_text()
+    )

@@ -59,6 +59,10 @@ class LoraConfig(Validatable):
     """``attention``, ``all_linear``, or a regular expression matched against the end
     of fairseq2's module names (e.g. ``self_attn\\.(q_proj|v_proj)``)."""
 
+    quantize_base: str = "none"
+    """QLoRA: store the frozen decoder linear layers in ``int8`` or ``nf4`` (4-bit)
+    with bitsandbytes (one process only); ``none`` keeps them in ``model.dtype``."""
+
     def pattern(self) -> re.Pattern[str]:
         expression = TARGET_PRESETS.get(self.target_modules, self.target_modules)
         return re.compile(f"(^|\\.)({expression})$")
@@ -72,6 +76,10 @@ class LoraConfig(Validatable):
             result.add_error("`alpha` must be > 0.")
         if not 0.0 <= self.dropout < 1.0:
             result.add_error("`dropout` must be >= 0 and < 1.")
+        if self.quantize_base not in ("none", "int8", "nf4"):
+            result.add_error(
+                f"`quantize_base` must be 'none', 'int8' or 'nf4', but is {self.quantize_base!r}."
+            )
         try:
             self.pattern()
         except re.error as ex:

@@ -5,6 +5,8 @@ decoder (attention and feed-forward; not the embeddings, the output projection
 or the norms) is replaced by bitsandbytes' ``Linear8bitLt`` or ``Linear4bit``
 holding the base weight; LoRA adapters then train on top, in float32. Memory of
 the base: about 1 byte (int8) or half a byte (NF4) per weight instead of 2 (bf16).
+The reference (the base with the adapters off) is the quantised base, as in TRL's
+QLoRA; an export merges the adapters into the full-precision base.
 
 bitsandbytes runs these layers on CUDA and, from its 0.45 releases, on the CPU.
 It is an optional dependency (``pip install 'fairseq2-preference[qlora]'``);
@@ -17,14 +19,15 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
+from fairseq2.nn import Projection
 from torch import Tensor
 from torch.nn import Module
-
-from fairseq2.nn import Projection
+from typing_extensions import override
 
 QuantizeBase = Literal["none", "int8", "nf4"]
 
-DECODER_LINEAR = r"\.(self_attn|ffn)\.\w+_proj$"
+DECODER_LINEAR = r"\.(self_attn|ffn)\.\w+_proj(\.base)?$"
+"""The decoder's linear layers, or the frozen base inside their LoRA wrapper."""
 
 
 class QuantizedProjection(Projection):
@@ -34,6 +37,7 @@ class QuantizedProjection(Projection):
         super().__init__(input_dim, output_dim)
         self.inner = inner
 
+    @override
     def forward(self, x: Tensor) -> Tensor:
         out: Tensor = self.inner(x)
         return out
@@ -52,29 +56,38 @@ def bitsandbytes_problem() -> str | None:
     return None
 
 
-def quantize(layer: Projection, kind: QuantizeBase, compute_dtype: torch.dtype) -> Projection:
+CPU_NF4_BLOCK = 32
+"""bitsandbytes' CPU NF4 kernel packs output rows in blocks of 32."""
+
+
+def quantize(
+    layer: Projection, kind: QuantizeBase, compute_dtype: torch.dtype, name: str = "layer"
+) -> Projection:
     """``layer``'s weight (and bias) in a bitsandbytes layer of ``kind`` on its device."""
-    import bitsandbytes as bnb
+    from bitsandbytes.nn.modules import Int8Params, Linear4bit, Linear8bitLt, Params4bit
 
     weight = layer.weight
     bias = getattr(layer, "bias", None)
     assert isinstance(weight, Tensor)
     device = weight.device
+    if kind == "nf4" and device.type == "cpu" and layer.output_dim % CPU_NF4_BLOCK:
+        raise ValueError(
+            f"{name} has {layer.output_dim} outputs; bitsandbytes' NF4 on the CPU needs a "
+            f"multiple of {CPU_NF4_BLOCK}. Use `lora.quantize_base: int8` here, or a GPU."
+        )
     inner: Module
     if kind == "nf4":
-        inner = bnb.nn.Linear4bit(
+        inner = Linear4bit(  # type: ignore[no-untyped-call]
             layer.input_dim, layer.output_dim, bias=bias is not None,
             compute_dtype=compute_dtype, quant_type="nf4", device="meta",
         )  # fmt: skip
-        inner.weight = bnb.nn.Params4bit(
-            weight.detach().to("cpu"), requires_grad=False, quant_type="nf4"
-        )
+        inner.weight = Params4bit(weight.detach().to("cpu"), requires_grad=False, quant_type="nf4")
     else:
-        inner = bnb.nn.Linear8bitLt(
+        inner = Linear8bitLt(
             layer.input_dim, layer.output_dim, bias=bias is not None,
             has_fp16_weights=False, device="meta",
         )  # fmt: skip
-        inner.weight = bnb.nn.Int8Params(
+        inner.weight = Int8Params(
             weight.detach().to("cpu"), requires_grad=False, has_fp16_weights=False
         )
     if bias is not None:
@@ -83,14 +96,18 @@ def quantize(layer: Projection, kind: QuantizeBase, compute_dtype: torch.dtype) 
 
 
 def quantize_base(model: Module, kind: QuantizeBase, compute_dtype: torch.dtype) -> int:
-    """Replace the decoder's linear layers by quantised ones; return how many."""
+    """Replace the decoder's frozen linear layers (LoRA's bases included, after
+    :func:`~fairseq2_preference.models.lora.apply_lora`) by quantised ones; return
+    how many."""
     import re
 
     pattern = re.compile(DECODER_LINEAR)
     count = 0
     for name, module in list(model.named_modules()):
-        if isinstance(module, Projection) and pattern.search(name):
+        weight = getattr(module, "weight", None)
+        if isinstance(module, Projection) and isinstance(weight, Tensor) and pattern.search(name):
             parent_name, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent_name), child, quantize(module, kind, compute_dtype))
+            quantized = quantize(module, kind, compute_dtype, name)
+            setattr(model.get_submodule(parent_name), child, quantized)
             count += 1
     return count

@@ -44,7 +44,7 @@ from fairseq2_preference.data import (
 from fairseq2_preference.data.size import epoch_steps, log_data_size, show_total_steps
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.models.checkpoints import use_checkpoint_chat_template
-from fairseq2_preference.models.lora import apply_lora
+from fairseq2_preference.recipe.lora_model import prepare_lora_model
 from fairseq2_preference.recipe.metrics import register_metric_descriptors
 from fairseq2_preference.recipe.units import (
     PreferenceComputer,
@@ -54,7 +54,7 @@ from fairseq2_preference.recipe.units import (
 )
 from fairseq2_preference.reference.setup import prepare_reference
 from fairseq2_preference.reference.table import ReferenceTable
-from fairseq2_preference.run.adapters import restore_base_weights, save_adapters_only
+from fairseq2_preference.run.adapters import save_adapters_only
 from fairseq2_preference.run.directory import check_run_directory
 from fairseq2_preference.run.finite_guard import guard_training
 from fairseq2_preference.run.log_masking import install_log_masking
@@ -152,28 +152,10 @@ class PreferenceFinetuneRecipe(Recipe):
 
     @override
     def setup_model(self, context: RecipeContext, model: Module, newly_initialized: bool) -> Module:
-        """Wrap the targeted layers in LoRA adapters (before activation checkpointing,
-        compilation and data-parallel wrapping); a resumed run first gets its base
-        weights back, which its checkpoints do not hold."""
+        """LoRA (and QLoRA) on the policy, before fairseq2 wraps it (:mod:`.lora_model`)."""
         config = context.get_config_as(PreferenceFinetuneConfig)
-        if config.lora is None:
-            return model
-        if context.get_checkpoint_manager().has_checkpoint(exclude_model_only=True):
-            restore_base_weights(context, config.model, model)
-        try:
-            wrapped = apply_lora(model, config.lora)
-        except ValueError as ex:
-            raise PreferenceConfigError(str(ex)) from None
-        trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
-        total = sum(p.numel() for p in model.parameters())
-        log.info(
-            "LoRA on {} layers (rank {}): {:,} trained parameters of {:,} ({:.2%}).",
-            len(wrapped),
-            config.lora.rank,
-            trained,
-            total,
-            trained / total,
-        )
+        if config.lora is not None:
+            prepare_lora_model(context, config, model)
         return model
 
     @property
