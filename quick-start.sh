@@ -4,6 +4,8 @@
 #   ./quick-start.sh             with GPUs: OpenAssistant2 + DPO on Llama 3.1 8B Instruct, all GPUs;
 #                                without:   the CPU demo below
 #   ./quick-start.sh --demo      the CPU demo, even on a GPU machine
+#   ./quick-start.sh --lora      DPO with LoRA adapters on a frozen base (GPU: one GPU is
+#                                enough for Llama 3.1 8B; demo: the DPO stage trains adapters)
 #   ./quick-start.sh --dry-run   print the commands instead of running them
 #
 # The GPU run needs the Hugging Face hub: OpenAssistant/oasst2, and the gated Llama
@@ -21,12 +23,13 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-demo=0 dry_run=0
+demo=0 dry_run=0 lora=0
 for arg in "$@"; do
   case $arg in
     --demo) demo=1 ;;
+    --lora) lora=1 ;;
     --dry-run) dry_run=1 ;;
-    -h|--help) sed -n '2,20s/^# \{0,1\}//p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
     *) echo "quick-start.sh: unknown option '$arg' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -34,6 +37,12 @@ done
 say() { echo "[quick-start] $*"; }
 run() {
   if [[ $dry_run == 1 ]]; then printf '%q ' "$@"; echo; else "$@"; fi
+}
+stage() {  # stage NAME COMMAND...: a demo stage, its output kept in $demo_dir/NAME.log
+  local name=$1
+  shift
+  if [[ $dry_run == 1 ]]; then run "$@"; return; fi
+  "$@" >"$demo_dir/$name.log" 2>&1 || { tail -n 30 "$demo_dir/$name.log" >&2; exit 1; }
 }
 
 num_gpus=0
@@ -47,10 +56,12 @@ if [[ $demo == 0 && $num_gpus -gt 0 ]]; then
   data_dir=${DATA_DIR:-data/oasst2}
   card_dir=${CARD_DIR:-$HOME/.config/fairseq2/assets}
   output_dir=${OUTPUT_DIR:-runs/quick_start_dpo}
-  say "$num_gpus GPU(s): preparing OpenAssistant2, then DPO on Llama 3.1 8B Instruct."
+  config=example_configurations/llama3_1_8b_instruct_dpo.yaml
+  [[ $lora == 1 ]] && config=example_configurations/dpo_llama3_1_8b_lora_1gpu.yaml
+  say "$num_gpus GPU(s): preparing OpenAssistant2, then DPO on Llama 3.1 8B Instruct ($config)."
   run .venv/bin/python datasets/openassistant2_llama3_data_prep.py \
     --data_dir "$data_dir" --card_dir "$card_dir"
-  run env NUM_GPUS="$num_gpus" CONFIG=example_configurations/llama3_1_8b_instruct_dpo.yaml \
+  run env NUM_GPUS="$num_gpus" CONFIG="$config" \
     OUTPUT_DIR="$output_dir" example_training_scripts/train_torchrun.sh \
     --config "common.assets.extra_paths=[$card_dir]" ${MODEL_PATH:+"model.path=$MODEL_PATH"}
   say "metrics: $output_dir/metrics/{train,valid}.jsonl; TensorBoard: .venv/bin/tensorboard --logdir $output_dir/tb"
@@ -67,16 +78,16 @@ run .venv/bin/python -m fairseq2_preference.tiny "$demo_dir/assets" --rejected-p
 
 say "2/3 SFT on the instruction data ($demo_dir/runs/sft)"
 run rm -rf "$demo_dir/runs"
-run .venv/bin/fairseq2 lm instruction_finetune "$demo_dir/runs/sft" --no-rich \
-  --config-file example_configurations/tiny_sft_cpu.yaml --config "common.assets.extra_paths=$cards" \
-  >"$demo_dir/sft.log" 2>&1 || { tail -n 30 "$demo_dir/sft.log" >&2; exit 1; }
+stage sft .venv/bin/fairseq2 lm instruction_finetune "$demo_dir/runs/sft" --no-rich \
+  --config-file example_configurations/tiny_sft_cpu.yaml --config "common.assets.extra_paths=$cards"
 
-say "3/3 DPO from the SFT checkpoint ($demo_dir/runs/dpo)"
-run .venv/bin/fairseq2 lm preference_finetune "$demo_dir/runs/dpo" --no-rich \
+lora_args=()
+[[ $lora == 1 ]] && lora_args=("lora={rank: 16, alpha: 32}" optimizer.config.lr=0.01)
+say "3/3 DPO from the SFT checkpoint ($demo_dir/runs/dpo)${lora_args:+, LoRA adapters only}"
+stage dpo .venv/bin/fairseq2 lm preference_finetune "$demo_dir/runs/dpo" --no-rich \
   --config-file example_configurations/tiny_dpo_cpu.yaml --config "common.assets.extra_paths=$cards" \
-  model.name=last_checkpoint reference_model.name=last_checkpoint \
-  "common.assets.prev_checkpoint_dir=$demo_dir/runs/sft/checkpoints" \
-  >"$demo_dir/dpo.log" 2>&1 || { tail -n 30 "$demo_dir/dpo.log" >&2; exit 1; }
+  model.name=last_checkpoint reference_model.name=last_checkpoint "${lora_args[@]}" \
+  "common.assets.prev_checkpoint_dir=$demo_dir/runs/sft/checkpoints"
 
 [[ $dry_run == 1 ]] && exit 0
 status=0

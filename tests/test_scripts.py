@@ -98,3 +98,15 @@ def test_quick_start_with_gpus_prepares_oasst2_and_uses_them_all(tmp_path: Path)
     )
     assert any("NUM_GPUS=2" in line and "train_torchrun.sh" in line for line in lines)
     assert any("llama3_1_8b_instruct_dpo.yaml" in line for line in lines)
+
+
+def test_quick_start_lora_uses_the_one_gpu_config_and_lora_in_the_demo(tmp_path: Path) -> None:
+    gpus = "printf 'GPU 0: NVIDIA H100 (UUID: GPU-0)\\n'"
+    env = {**fake_bin(tmp_path, "nvidia-smi", gpus), "CARD_DIR": str(tmp_path / "cards")}
+    result = run_cli(["bash", str(REPO / "quick-start.sh"), "--lora", "--dry-run"], env=env)
+    assert result.returncode == 0, result.stderr
+    assert "dpo_llama3_1_8b_lora_1gpu.yaml" in result.stdout
+    demo = run_cli(["bash", str(REPO / "quick-start.sh"), "--demo", "--lora", "--dry-run"])
+    assert demo.returncode == 0, demo.stderr
+    dpo = [line for line in demo.stdout.splitlines() if "preference_finetune" in line]
+    assert dpo and "lora=" in dpo[0]
