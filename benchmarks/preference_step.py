@@ -1,8 +1,10 @@
 """Time one preference training step, the way the train unit runs it.
 
-One policy forward + backward and one reference forward over a padded batch of
-2N sequences (chosen and rejected), DPO loss, AdamW step. Reports milliseconds
-per step, tokens per second and, on CUDA, peak memory. Run it on the machine
+One policy forward + backward and one reference forward over a batch of 2N
+sequences (chosen and rejected), DPO loss, AdamW step; with ``--lora R``, rank-R
+adapters on every linear layer of a frozen base, the reference being that base
+with its adapters off. Reports milliseconds per step, tokens per second and peak
+memory (CUDA: allocated; CPU: the process's resident set). Run it on the machine
 whose figures you want (``benchmarks/README.md`` records the ones measured):
 
     .venv/bin/python benchmarks/preference_step.py --model_dim 256 --num_layers 4 \
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from collections.abc import Callable
 
@@ -24,6 +27,7 @@ from fairseq2.models.llama import LLaMAConfig, create_llama_model
 from fairseq2_preference.criteria import create_criterion
 from fairseq2_preference.data import PreferenceBatch
 from fairseq2_preference.data.batch import collate_examples
+from fairseq2_preference.models.lora import LoraConfig, apply_lora
 from fairseq2_preference.recipe.units import PreferenceComputer
 from fairseq2_preference.tiny.assets import TinyModelSpec
 
@@ -89,6 +93,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32")
     parser.add_argument("--padded", action="store_true", help="padded [2N, W] instead of packed")
+    parser.add_argument("--lora", type=int, help="LoRA rank (all linear layers); default: full")
     args = parser.parse_args()
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -99,10 +104,15 @@ def main() -> None:
     config = LLaMAConfig(**spec.model_config(args.vocab_size))  # type: ignore[arg-type]
     torch.manual_seed(0)
     policy = create_llama_model(config).to(device)
-    reference = create_llama_model(config).to(device).requires_grad_(False).eval()
-    reference.load_state_dict(policy.state_dict())
-    computer = PreferenceComputer(policy, reference, create_criterion("dpo"))
-    optimizer = torch.optim.AdamW(policy.parameters(), lr=1e-5)
+    if args.lora is None:
+        reference = create_llama_model(config).to(device).requires_grad_(False).eval()
+        reference.load_state_dict(policy.state_dict())
+        computer = PreferenceComputer(policy, reference, create_criterion("dpo"))
+    else:  # no second model: the base, adapters off, is the reference
+        apply_lora(policy, LoraConfig(rank=args.lora, alpha=2 * args.lora, dropout=0.0))
+        computer = PreferenceComputer(policy, None, create_criterion("dpo"), reference_is_base=True)
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trained, lr=1e-5)
     batch = make_batch(
         args.pairs, args.seq_len, args.prompt_len, args.vocab_size, device, not args.padded
     )
@@ -119,6 +129,7 @@ def main() -> None:
     report = {
         "device": device_name(device),
         "params": sum(p.numel() for p in policy.parameters()),
+        "trained_params": sum(p.numel() for p in trained),
         "dtype": args.dtype,
         "pairs": args.pairs,
         "seq_len": args.seq_len,
@@ -129,6 +140,9 @@ def main() -> None:
     }
     if device.type == "cuda":
         report["peak_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
+    else:  # Linux reports ru_maxrss in KiB
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        report["peak_rss_gib"] = round(rss / 2**20, 3)
     print(json.dumps(report))
 
 

@@ -22,6 +22,8 @@ from fairseq2_preference.criteria.registry import register_criterion as register
 from fairseq2_preference.criteria.registry import (
     structure_criterion_config as structure_criterion_config,
 )
+from fairseq2_preference.criteria.unpaired import UnpairedCriterion as UnpairedCriterion
+from fairseq2_preference.criteria.unpaired import UnpairedLogps as UnpairedLogps
 
 # isort: split
 
@@ -41,6 +43,8 @@ from fairseq2_preference.criteria.exo import ExoConfig as ExoConfig
 from fairseq2_preference.criteria.exo import ExoPairCriterion as ExoPairCriterion
 from fairseq2_preference.criteria.hinge import HingeCriterion as HingeCriterion
 from fairseq2_preference.criteria.ipo import IpoCriterion as IpoCriterion
+from fairseq2_preference.criteria.kto import KtoConfig as KtoConfig
+from fairseq2_preference.criteria.kto import KtoCriterion as KtoCriterion
 from fairseq2_preference.criteria.nca import NcaPairCriterion as NcaPairCriterion
 from fairseq2_preference.criteria.orpo import OrpoConfig as OrpoConfig
 from fairseq2_preference.criteria.orpo import OrpoCriterion as OrpoCriterion

@@ -16,6 +16,8 @@ from fairseq2_preference.criteria.registry import (
     register_criterion,
     structure_criterion_config,
 )
+from fairseq2_preference.criteria.unpaired import UnpairedCriterion
+from fairseq2_preference.errors import PreferenceConfigError
 
 
 @dataclass(kw_only=True)
@@ -92,6 +94,12 @@ class CombinedCriterion(PreferenceCriterion):
             (term.key, term.weight, create_criterion(term.name, cast(CriterionConfig, term.config)))
             for term in config.terms
         ]
+        for key, _, criterion in self.terms:
+            if isinstance(criterion, UnpairedCriterion):
+                raise PreferenceConfigError(
+                    f"`combined` term {key!r} is '{criterion.name}', a loss on unpaired "
+                    "examples: it cannot be combined with losses on pairs; train it alone."
+                )
         self.needs_reference = any(c.needs_reference for _, _, c in self.terms)
         self.extra_metric_names = tuple(
             name

@@ -15,6 +15,9 @@ from fairseq2_preference.data.family import (
 from fairseq2_preference.data.family import (
     GENERIC_PREFERENCE_FAMILY as GENERIC_PREFERENCE_FAMILY,
 )
+from fairseq2_preference.data.family import (
+    GENERIC_UNPAIRED_FAMILY as GENERIC_UNPAIRED_FAMILY,
+)
 from fairseq2_preference.data.family import JsonlDatasetConfig as JsonlDatasetConfig
 from fairseq2_preference.data.family import register_dataset_families as register_dataset_families
 from fairseq2_preference.data.family import register_jsonl_family as register_jsonl_family
@@ -23,7 +26,11 @@ from fairseq2_preference.data.hf_dataset import HfPreferenceDataset as HfPrefere
 from fairseq2_preference.data.hf_dataset import (
     HfPreferenceDatasetConfig as HfPreferenceDatasetConfig,
 )
+from fairseq2_preference.data.hf_unpaired import HF_UNPAIRED_FAMILY as HF_UNPAIRED_FAMILY
 from fairseq2_preference.data.jsonl import INSTRUCTION_ROW as INSTRUCTION_ROW
 from fairseq2_preference.data.jsonl import PREFERENCE_ROW as PREFERENCE_ROW
+from fairseq2_preference.data.jsonl import UNPAIRED_ROW as UNPAIRED_ROW
 from fairseq2_preference.data.jsonl import RowSchema as RowSchema
 from fairseq2_preference.data.source import JsonlSource as JsonlSource
+from fairseq2_preference.data.unpaired import StepGroupReader as StepGroupReader
+from fairseq2_preference.data.unpaired import UnpairedDataset as UnpairedDataset

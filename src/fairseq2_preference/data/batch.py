@@ -73,6 +73,10 @@ class PreferenceBatch(SupportsDeviceTransfer):
     data provides them (a reference cache or scores in the rows); the unit then runs
     no reference model."""
 
+    step: StepGroup | None = field(default=None, compare=False, repr=False)
+    """The batches of this batch's optimizer step on this rank, for statistics taken
+    over the whole step before any loss (e.g. KTO's reference point)."""
+
     @property
     def num_examples(self) -> int:
         return len(self.ids)
@@ -106,6 +110,53 @@ class PreferenceBatch(SupportsDeviceTransfer):
             self.extras[name] = value.to(device, non_blocking=non_blocking)
         if self.reference_logps is not None:
             self.reference_logps = self.reference_logps.to(device, non_blocking=non_blocking)
+
+
+@dataclass
+class StepGroup:
+    """The micro-batches of one optimizer step on one rank, and what is computed
+    once for all of them."""
+
+    batches: list[PreferenceBatch]
+    values: dict[str, Tensor] = field(default_factory=dict)
+
+
+def response_half(batch: PreferenceBatch, index: int) -> PreferenceBatch:
+    """The ``N`` sequences of response ``index`` (0 or 1) of a pair-shaped batch,
+    as a batch of their own: slices of the stream (or rows), with no host sync."""
+    if batch.num_responses != 2:
+        raise ValueError("`batch` must hold two responses per example.")
+    n = batch.num_examples
+    inputs, scored = batch.inputs, batch.scored
+    lens = list(inputs.seq_lens)
+    counts = batch.token_counts
+    first_tokens = sum(counts[:n])
+    token_slice = slice(0, first_tokens) if index == 0 else slice(first_tokens, None)
+    if inputs.packed:
+        boundary = sum(lens[:n])
+        offset = 0 if index == 0 else boundary
+        seqs = inputs.seqs[:boundary] if index == 0 else inputs.seqs[boundary:]
+        half = SequenceBatch(seqs, lens[:n] if index == 0 else lens[n:], packed=True)
+    else:
+        offset = 0 if index == 0 else n * inputs.seqs.size(1)
+        rows = slice(0, n) if index == 0 else slice(n, None)
+        half = SequenceBatch(inputs.seqs[rows], lens[rows])
+    part = ScoredTokens(
+        scored.positions[token_slice] - offset,
+        scored.targets[token_slice],
+        scored.rows[token_slice] - index * n,
+        scored.counts[index * n : (index + 1) * n],
+    )
+    reference = batch.reference_logps
+    return PreferenceBatch(
+        half,
+        part,
+        batch.ids,
+        1,
+        counts[index * n : (index + 1) * n],
+        batch.extras,
+        None if reference is None else reference[index * n : (index + 1) * n],
+    )
 
 
 def collate_examples(

@@ -183,7 +183,7 @@ class PreferenceDataset(ABC):
                 "seqs": seqs,
                 "prompt_len": len(prompt),
                 "longest": max(seqs, key=len),
-                "numbers": {name: float(row[name]) for name in schema.numbers},
+                "numbers": {name: float(row[name]) for name in schema.values},
             }
 
         return encode

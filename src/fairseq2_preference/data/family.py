@@ -1,4 +1,5 @@
-"""The ``generic_preference``, ``generic_instruction`` and ``hf_preference`` dataset families.
+"""The dataset families: ``generic_preference``, ``generic_instruction``, ``generic_unpaired``
+(jsonl) and ``hf_preference``, ``hf_unpaired`` (through ``datasets``).
 
 Registered with fairseq2 so that a config names a dataset either by asset card
 (``dataset.name``) or by family plus path (``dataset.family`` +
@@ -29,7 +30,13 @@ from fairseq2_preference.data.hf_dataset import (
     HfPreferenceDatasetConfig,
     open_hf_preference_dataset,
 )
-from fairseq2_preference.data.jsonl import INSTRUCTION_ROW, PREFERENCE_ROW, RowSchema
+from fairseq2_preference.data.hf_unpaired import (
+    HF_UNPAIRED_FAMILY,
+    HfUnpairedDataset,
+    HfUnpairedDatasetConfig,
+    open_hf_unpaired_dataset,
+)
+from fairseq2_preference.data.jsonl import INSTRUCTION_ROW, PREFERENCE_ROW, UNPAIRED_ROW, RowSchema
 from fairseq2_preference.data.source import JsonlSource
 from fairseq2_preference.errors import PreferenceConfigError
 
@@ -37,9 +44,12 @@ GENERIC_PREFERENCE_FAMILY: Final = "generic_preference"
 
 GENERIC_INSTRUCTION_FAMILY: Final = "generic_instruction"
 
+GENERIC_UNPAIRED_FAMILY: Final = "generic_unpaired"
+
 SCHEMAS: Final = {
     GENERIC_PREFERENCE_FAMILY: PREFERENCE_ROW,
     GENERIC_INSTRUCTION_FAMILY: INSTRUCTION_ROW,
+    GENERIC_UNPAIRED_FAMILY: UNPAIRED_ROW,
 }
 
 
@@ -59,6 +69,13 @@ def register_dataset_families(container: DependencyContainer) -> None:
         HfPreferenceDataset,
         HfPreferenceDatasetConfig,
         open_hf_preference_dataset,
+    )
+    register_card_family(
+        container,
+        HF_UNPAIRED_FAMILY,
+        HfUnpairedDataset,
+        HfUnpairedDatasetConfig,
+        open_hf_unpaired_dataset,
     )
 
 

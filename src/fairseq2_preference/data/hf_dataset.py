@@ -63,28 +63,33 @@ class HfPreferenceDatasetConfig:
 
 def open_hf_preference_dataset(config: HfPreferenceDatasetConfig) -> HfPreferenceDataset:
     """Load every split of ``config.path`` and check its columns."""
-    if config.path is None:
+    splits = load_splits(HF_PREFERENCE_FAMILY, config.path, config.subset)
+    assert config.path is not None
+    fields = Fields(config.prompt_field, config.chosen_field, config.rejected_field)
+    for name, data in splits.items():
+        check_columns(f"{config.path} [{name}]", list(data.column_names), fields)
+    single_file = HfPreferenceDataset.is_single_file(config.path)
+    return HfPreferenceDataset(config.path, dict(splits), fields, single_file)
+
+
+def load_splits(family: str, path: str | None, subset: str | None) -> Any:
+    """Every split of ``path`` through ``datasets.load_dataset``, or one clear error."""
+    if path is None:
         raise PreferenceConfigError(
-            f"The {HF_PREFERENCE_FAMILY} dataset has no path: set "
-            "`dataset.config_overrides.path` to a .jsonl/.parquet file, a dataset "
-            "directory or a hub dataset id."
+            f"The {family} dataset has no path: set `dataset.config_overrides.path` to a "
+            ".jsonl/.parquet file, a dataset directory or a hub dataset id."
         )
     try:
-        splits = load_hf_dataset(config.path, config.subset)
+        return load_hf_dataset(path, subset)
     except PreferenceConfigError:
         raise  # the hub is out of reach: already one paragraph naming the alternative
     except Exception as ex:  # datasets raises many unrelated types for one cause
         raise PreferenceConfigError(
-            f"`datasets.load_dataset` cannot load {config.path!r}: {describe(ex)} A local "
+            f"`datasets.load_dataset` cannot load {path!r}: {describe(ex)} A local "
             "path must exist; a hub dataset id needs the hub or, offline "
             "(HF_HUB_OFFLINE=1), a copy in the Hugging Face datasets cache. Without "
             "either, point `dataset.config_overrides.path` to local .jsonl/.parquet files."
         ) from None
-    fields = Fields(config.prompt_field, config.chosen_field, config.rejected_field)
-    for name, data in splits.items():
-        check_columns(f"{config.path} [{name}]", list(data.column_names), fields)
-    single_file = Path(config.path).expanduser().is_file()
-    return HfPreferenceDataset(config.path, dict(splits), fields, single_file)
 
 
 def check_columns(where: str, columns: list[str], fields: Fields) -> None:
@@ -128,6 +133,10 @@ class HfPreferenceDataset(PreferenceDataset):
         self.fields = fields
         self.single_file = single_file
         """A single file is one unnamed split, which serves whichever split is asked for."""
+
+    @staticmethod
+    def is_single_file(path: str) -> bool:
+        return Path(path).expanduser().is_file()
 
     @override
     def has_split(self, split: str) -> bool:

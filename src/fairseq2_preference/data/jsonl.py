@@ -32,10 +32,18 @@ class RowSchema:
     prompt: str
     responses: tuple[str, ...]
     numbers: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    """Yes/no fields (``true``/``false`` or 1/0), e.g. unpaired feedback's ``label``:
+    they reach the criterion as 1.0/0.0 like ``numbers``."""
 
     @property
     def fields(self) -> tuple[str, ...]:
         return (self.prompt, *self.responses)
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        """The per-example numbers a row carries: ``numbers`` and ``labels``."""
+        return (*self.numbers, *self.labels)
 
     @property
     def is_pairwise(self) -> bool:
@@ -45,6 +53,9 @@ class RowSchema:
 PREFERENCE_ROW = RowSchema(prompt="src", responses=("tgt_chosen", "tgt_rejected"))
 
 INSTRUCTION_ROW = RowSchema(prompt="src", responses=("tgt",))
+
+UNPAIRED_ROW = RowSchema(prompt="src", responses=("tgt",), labels=("label",))
+"""Unpaired feedback: a completion and whether it is desirable."""
 
 
 def read_jsonl_rows(files: Sequence[Path], schema: RowSchema) -> DataPipelineBuilder:
@@ -75,7 +86,7 @@ def line_number(file: Path, text: str) -> int | None:
 
 def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
     """Parse and validate one jsonl line of ``file``."""
-    expected = ", ".join(f'"{k}"' for k in (*schema.fields, *schema.numbers))
+    expected = ", ".join(f'"{k}"' for k in (*schema.fields, *schema.values))
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as ex:
@@ -91,7 +102,7 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
             f"found a {type(obj).__name__}."
         )
     row_id = obj.get("id")
-    missing = [k for k in (*schema.fields, *schema.numbers) if k not in obj]
+    missing = [k for k in (*schema.fields, *schema.values) if k not in obj]
     if missing:
         raise PreferenceDataError(
             f"{_where(file, text, row_id)}: missing key(s) {', '.join(repr(k) for k in missing)}. "
@@ -115,7 +126,14 @@ def parse_row(text: str, *, file: Path, schema: RowSchema) -> dict[str, Any]:
             raise PreferenceDataError(
                 f"{_where(file, text, row_id)}: {key!r} must be a number, but is {value!r}."
             )
+    for key in schema.labels:
+        if obj[key] not in (True, False, 0, 1):
+            raise PreferenceDataError(
+                f"{_where(file, text, row_id)}: {key!r} must be true or false (or 1 or 0), "
+                f"but is {obj[key]!r}."
+            )
     row: dict[str, Any] = {k: obj[k] for k in (*schema.fields, *schema.numbers)}
+    row.update({k: float(obj[k]) for k in schema.labels})
     if row_id is None:
         row_id = f"{file.name}:{hashlib.sha1(text.encode()).hexdigest()[:12]}"
     row["id"] = str(row_id)

@@ -16,7 +16,12 @@ name                       display name               meaning (mean over pairs u
 ``logps/chosen``           Logps/Chosen               summed response log-prob
 ``logps/rejected``         Logps/Rejected
 ``padding_efficiency``     Padding Efficiency         real tokens / tokens computed (1.0 packed)
+``kl``                     KL                         unpaired criteria: the step's z₀
 =========================  =========================  ======================================
+
+Under an unpaired criterion (KTO) the rewards and log-probs are means over the
+desirable ("chosen") and undesirable ("rejected") completions, and an example
+is one completion.
 
 plus fairseq2's batch metrics, where an *example* is a pair.
 """
@@ -24,6 +29,7 @@ plus fairseq2's batch metrics, where an *example* is a pair.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import torch
 from fairseq2.metrics import MetricBag
@@ -62,6 +68,7 @@ def register_metric_descriptors(
             register(criterion_loss_name(kls), kls.display_name or f"{kls.name} Loss", 95)
 
     register("padding_efficiency", "Padding Efficiency", 900, higher_better=True)
+    register("kl", "KL", 100)
     for priority, name in enumerate(REWARD_METRICS + LOGPS_METRICS, start=120):
         group, _, key = name.partition("/")
         register(name, f"{group.title()}/{key.title()}", priority, name == "rewards/accuracies")
@@ -105,3 +112,41 @@ def update_batch_metrics(bag: MetricBag, batch: PreferenceBatch) -> None:
         bag.get(f"{prefix}num_target_elements", Sum).update(sum(batch.token_counts))
     bag.get("padding", Sum).update(computed - real)
     bag.get("padding_efficiency", Mean).update(torch.tensor(real / computed), weight=computed)
+
+
+UNPAIRED_METRICS = ("kl", "rewards/chosen", "rewards/rejected", "logps/chosen", "logps/rejected")
+"""Of an unpaired criterion: z₀, and rewards and log-probs of the desirable
+("chosen") and undesirable ("rejected") completions."""
+
+
+@torch.inference_mode()
+def add_unpaired_metrics(bag: MetricBag, criterion: PreferenceCriterion) -> None:
+    for name in ("loss", criterion_loss_name(criterion), *UNPAIRED_METRICS):
+        bag.add(name, Mean())
+    add_seq_batch_metrics(bag)
+    bag.add("padding_efficiency", Mean())
+
+
+@torch.inference_mode()
+def update_masked_mean(bag: MetricBag, name: str, values: Tensor, mask: Tensor) -> None:
+    """The mean of ``values`` where ``mask``, weighted by its count (no host sync)."""
+    values, weight = values.detach().float(), mask.float()
+    count = weight.sum()
+    mean = (values * weight).sum() / count.clamp(min=1)
+    bag.get(name, Mean).update(mean, weight=count)
+
+
+@torch.inference_mode()
+def update_unpaired_metrics(
+    bag: MetricBag, completions: PreferenceBatch, criterion: PreferenceCriterion, step: Any
+) -> None:
+    """The metrics of an unpaired step (``completions``: the batch's trained half)."""
+    n = step.num_targets
+    bag.get("loss", Mean).update(step.loss.detach() / n, weight=n)
+    update_mean(bag, criterion_loss_name(criterion), step.example_losses)
+    bag.get("kl", Mean).update(step.logps.kl.detach(), weight=1)
+    desirable = step.logps.desirable
+    for mask, which in ((desirable, "chosen"), (~desirable, "rejected")):
+        update_masked_mean(bag, f"rewards/{which}", step.rewards, mask)
+        update_masked_mean(bag, f"logps/{which}", step.logps.policy, mask)
+    update_batch_metrics(bag, completions)

@@ -29,6 +29,7 @@ from fairseq2_preference.config.sections import (
     PreferenceFinetuneConfig,
 )
 from fairseq2_preference.criteria import (
+    UnpairedCriterion,
     create_criterion,
     criterion_kls,
     criterion_names,
@@ -39,6 +40,8 @@ from fairseq2_preference.data import (
     PreferenceDataset,
     ReadOptions,
     StaticBatching,
+    StepGroupReader,
+    UnpairedDataset,
     register_dataset_families,
 )
 from fairseq2_preference.data.size import epoch_steps, log_data_size, show_total_steps
@@ -50,8 +53,10 @@ from fairseq2_preference.recipe.units import (
     PreferenceComputer,
     PreferenceEvalUnit,
     PreferenceTrainUnit,
+    StepComputer,
     check_data_kind,
 )
+from fairseq2_preference.recipe.unpaired_units import UnpairedComputer
 from fairseq2_preference.reference.setup import prepare_reference
 from fairseq2_preference.reference.table import ReferenceTable
 from fairseq2_preference.run.adapters import save_adapters_only
@@ -94,7 +99,10 @@ class PreferenceFinetuneRecipe(Recipe):
 
         dataset = context.get_dataset_as(PreferenceDataset)  # type: ignore[type-abstract]
         pairs = dataset.schema.is_pairwise
-        check_data_kind(criterion, pairs)  # before the reference model is loaded
+        check_data_kind(criterion, pairs, bool(dataset.schema.labels))  # before any model
+        unpaired = isinstance(criterion, UnpairedCriterion)
+        if unpaired:
+            dataset = UnpairedDataset(dataset)
 
         tokenizer = context.get_tokenizer()
         use_checkpoint_chat_template(tokenizer, config.tokenizer)
@@ -103,6 +111,8 @@ class PreferenceFinetuneRecipe(Recipe):
 
         splits = {"train": (dataset, section.train_split)}
         valid_dataset = validation_dataset(context, config, dataset)
+        if unpaired and valid_dataset is not None and valid_dataset is not dataset:
+            valid_dataset = UnpairedDataset(valid_dataset)
         if valid_dataset is not None and section.valid_split is not None:
             splits["valid"] = (valid_dataset, section.valid_split)
         policy = context.get_data_parallel_model()
@@ -114,9 +124,15 @@ class PreferenceFinetuneRecipe(Recipe):
             read_options(config, valid_budget, training=False),
             base=policy if config.lora is not None else None,
         )
-        computer = PreferenceComputer(
-            policy, reference.model, criterion, pairs, reference_is_base=reference.is_base
-        )
+        computer: StepComputer
+        if isinstance(criterion, UnpairedCriterion):
+            computer = UnpairedComputer(
+                policy, reference.model, criterion, context.gangs.dp, reference.is_base
+            )
+        else:
+            computer = PreferenceComputer(
+                policy, reference.model, criterion, pairs, reference_is_base=reference.is_base
+            )
         if config.lora is not None:
             save_adapters_only(policy)
 
@@ -133,6 +149,8 @@ class PreferenceFinetuneRecipe(Recipe):
         train_reader = dataset.create_reader(
             section.train_split, tokenizer, context.gangs, train_options
         )
+        if unpaired:  # the step's KL reference point is taken over all its micro-batches
+            train_reader = StepGroupReader(train_reader)
 
         valid_units, valid_readers = [], []
         if "valid" in splits:

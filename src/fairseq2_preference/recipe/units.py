@@ -23,6 +23,7 @@ Per step, for a batch of N examples (k·N sequences, packed or padded):
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from fairseq2.evaluator import EvalUnit
@@ -33,7 +34,7 @@ from torch import Tensor
 from torch.nn import Module
 from typing_extensions import override
 
-from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps
+from fairseq2_preference.criteria import PreferenceCriterion, SequenceLogps, UnpairedCriterion
 from fairseq2_preference.data import PreferenceBatch
 from fairseq2_preference.engine.scoring import prepare_for_scoring, sequence_logps
 from fairseq2_preference.errors import PreferenceConfigError
@@ -59,15 +60,38 @@ class PreferenceStep:
     logps: SequenceLogps
 
 
-def check_data_kind(criterion: PreferenceCriterion, pairs: bool) -> None:
+def check_data_kind(criterion: PreferenceCriterion, pairs: bool, labelled: bool = False) -> None:
     """Instruction data (one response per example) only suits a criterion that is
-    all NLL, such as ``sft``."""
+    all NLL, such as ``sft``; unpaired feedback (``labelled``) only an unpaired one."""
+    if isinstance(criterion, UnpairedCriterion):
+        if not (pairs or labelled):
+            raise PreferenceConfigError(
+                f"Criterion '{criterion.name}' trains on feedback, but the dataset holds "
+                "instruction rows ({src, tgt}) with no label; use generic_unpaired / "
+                "hf_unpaired rows (prompt, completion, label) or preference pairs."
+            )
+        return
+    if labelled:
+        raise PreferenceConfigError(
+            f"The dataset holds unpaired feedback (a completion and a label), which "
+            f"criterion '{criterion.name}' cannot train on; use `criterion: {{name: kto}}`."
+        )
     if not pairs and (criterion.has_pair_loss or criterion.needs_reference):
         raise PreferenceConfigError(
             f"Criterion '{criterion.name}' needs preference pairs, but the dataset holds "
             "instruction rows ({src, tgt}); use `criterion: {name: sft}` with it, or a "
             "generic_preference dataset."
         )
+
+
+class StepComputer(Protocol):
+    """What the train and eval units need: a step's loss, its count, its metrics."""
+
+    def __call__(self, batch: PreferenceBatch) -> Any: ...
+
+    def prepare_metric_bag(self, bag: MetricBag) -> None: ...
+
+    def update_metrics(self, bag: MetricBag, batch: PreferenceBatch, step: Any) -> None: ...
 
 
 class PreferenceComputer:
@@ -181,7 +205,7 @@ class PreferenceComputer:
 
 
 class PreferenceTrainUnit(TrainUnit[PreferenceBatch]):
-    def __init__(self, computer: PreferenceComputer) -> None:
+    def __init__(self, computer: StepComputer) -> None:
         self._computer = computer
 
     @override
@@ -196,7 +220,7 @@ class PreferenceTrainUnit(TrainUnit[PreferenceBatch]):
 
 
 class PreferenceEvalUnit(EvalUnit[PreferenceBatch]):
-    def __init__(self, computer: PreferenceComputer) -> None:
+    def __init__(self, computer: StepComputer) -> None:
         self._computer = computer
 
     @override
