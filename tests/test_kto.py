@@ -211,3 +211,13 @@ def test_two_ranks_estimate_the_same_reference_point_as_one(
     for a, b in zip(two, one, strict=True):
         for key in ("Loss", "KL", "Rewards/Chosen", "Gradient Norm"):
             assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-4, abs=1e-6), key  # type: ignore[arg-type]
+
+
+def test_kto_on_preference_pairs_trains_on_both_responses(
+    tmp_path: Path, tiny_assets: Path
+) -> None:
+    """A pair is two examples (batches count examples: 8 are 4 pairs' responses)."""
+    metrics = train(tmp_path / "run", tiny_assets, "criterion={name: kto}", "dataset.batch_size=8",
+                    "dataset.example_shuffle_window=1", *regime(2, 2))  # fmt: skip
+    assert float(metrics[0]["KTO Loss"]) == pytest.approx(0.5, abs=1e-6)  # type: ignore[arg-type]
+    assert int(metrics[0]["Number of Examples"]) == 8  # type: ignore[arg-type]
