@@ -53,9 +53,16 @@ def pairs_of(examples: list[Example]) -> Counter[tuple[str, str, str]]:
 
 
 def build(**options: object) -> tuple[list[Example], list[Example], Counter[str]]:
-    drops: Counter[str] = Counter()
-    pairs, sft = build_examples(load_messages(SAMPLE), BuildOptions(**options), drops)  # type: ignore[arg-type]
+    pairs, sft, _, drops = build_all(**options)
     return pairs, sft, drops
+
+
+def build_all(
+    **options: object,
+) -> tuple[list[Example], list[Example], list[Example], Counter[str]]:
+    drops: Counter[str] = Counter()
+    built = build_examples(load_messages(SAMPLE), BuildOptions(**options), drops)  # type: ignore[arg-type]
+    return (*built, drops)
 
 
 def test_default_pairs_match_the_hand_computed_ones() -> None:
@@ -77,6 +84,7 @@ def test_default_pairs_match_the_hand_computed_ones() -> None:
             "group skipped: deleted, flagged or synthetic message in the conversation": 1,  # E4
             "no pair: fewer than two usable ranked replies": 3,  # A8, D, E
             "no pair: the rank-0 reply is deleted, flagged or synthetic": 1,  # B
+            "unpaired: neither best, worst nor clearly rated": 4,  # middle ranks of A, G4, H; B
         }
     )
     # SFT: the rank-0 (or only) reply of A, A5, A8, D, E, G, G4, H.
@@ -99,6 +107,36 @@ def test_default_pairs_match_the_hand_computed_ones() -> None:
     assert cleaned_drops == Counter(
         {"pairs: chosen and rejected are identical": 1, "pairs: exact duplicate": 1}
     )
+
+
+def test_unpaired_feedback_matches_the_hand_computed_one() -> None:
+    """Ranked replies: best up, worst down; others by their quality label (0.75 in the
+    sample: up). The same completion rated both ways for a prompt is dropped."""
+    _, _, unpaired, _ = build_all()
+    got = Counter((ex.turns[-1][1], ex.chosen, ex.label) for ex in unpaired)
+    assert got == Counter(
+        {
+            (FRANCE, PARIS, True): 2,  # A rank 0, H rank 0
+            (FRANCE, "It is Lyon, the largest city in France.", False): 1,  # A last
+            (FRANCE, PARIS, False): 1,  # H's rank 2 repeats its rank 0
+            (GERMANY, "The capital of Germany is Berlin.", True): 1,
+            (GERMANY, "Germany's capital is Munich.", False): 1,
+            ("Are you sure?", "Yes, Paris has been the capital for centuries.", True): 1,
+            ("Write a haiku about rain.", "Rain is water falling from clouds.", False): 1,  # B
+            ("Tell me a joke about computers.", "Why did the computer go to the doctor? It "
+             "had a virus.", True): 1,  # D: one usable ranked reply, by quality
+            ("Tell me a joke about computers.", "I do not know any jokes.", True): 1,
+            ("Explain recursion briefly.", "Recursion is when a function calls itself on a "
+             "smaller part of the problem.", True): 1,  # rank 1 is synthetic: by quality
+            (COOK, STARTER, True): 1,
+            (COOK, "Buy a cookbook.", False): 1,
+            (PASTA, SPAGHETTI, True): 1,
+            (PASTA, "Pasta is made from wheat.", False): 1,
+        }
+    )  # fmt: skip
+    drops: Counter[str] = Counter()
+    assert len(clean(unpaired, set(), drops, "unpaired")) == 12
+    assert drops == Counter({"unpaired: the same completion is rated both ways": 3})
 
 
 def test_multi_turn_context_and_llama3_format() -> None:
@@ -172,9 +210,9 @@ def test_the_seed_command_works_unchanged_offline(tmp_path: Path) -> None:
     env = {"HF_DATASETS_CACHE": str(cache), "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
     result = run_cli(command, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "openassistant2_llama3: 4 conversation groups" in result.stdout
-    rows = read_jsonl_dir(tmp_path / "data" / "preference")
-    assert len(rows) == 6
+    assert "openassistant2_llama3: 5 conversation groups" in result.stdout  # 1 unpaired-only
+    assert len(read_jsonl_dir(tmp_path / "data" / "preference")) == 6
+    assert len(read_jsonl_dir(tmp_path / "data" / "unpaired")) == 12
     cards = list(
         yaml.safe_load_all((tmp_path / "cards" / "openassistant2_llama3.yaml").read_text())
     )
@@ -183,6 +221,7 @@ def test_the_seed_command_works_unchanged_offline(tmp_path: Path) -> None:
         "openassistant2_llama3_preference_train",
         "openassistant2_llama3_instruction",
         "openassistant2_llama3_instruction_train",
+        "openassistant2_llama3_unpaired_train",
     }
 
 
@@ -280,15 +319,20 @@ def test_chat_template_formatting(tmp_path: Path, tiny_assets: Path) -> None:
 
 
 @pytest.mark.slow
-def test_written_cards_train_a_tiny_model(tmp_path: Path, tiny_assets: Path) -> None:
+@pytest.mark.parametrize(("kind", "criterion"), [("preference", "dpo"), ("unpaired", "kto")])
+def test_written_cards_train_a_tiny_model(
+    tmp_path: Path, tiny_assets: Path, kind: str, criterion: str
+) -> None:
+    """Pairs with DPO; thumbs up/down with KTO."""
     prep(tmp_path / "data", tmp_path / "cards", "--source", str(SAMPLE), "--dev_size", "1")
     out = tmp_path / "run"
     metrics = train(
         out,
         tiny_assets,
         f"common.assets.extra_paths=[{tiny_assets / 'cards'}, {tmp_path / 'cards'}]",
-        "dataset.name=openassistant2_llama3_preference_train",
-        "valid_dataset={name: openassistant2_llama3_preference_dev}",
+        f"criterion={{name: {criterion}}}",
+        f"dataset.name=openassistant2_llama3_{kind}_train",
+        f"valid_dataset={{name: openassistant2_llama3_{kind}_dev}}",
         "dataset.max_seq_len=256",
         "dataset.max_num_tokens=4096",
         "regime.num_steps=6",

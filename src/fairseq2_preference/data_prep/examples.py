@@ -20,10 +20,19 @@ class Example:
     turns: tuple[Turn, ...]
     chosen: str
     rejected: str | None = None
-    """``None`` for an instruction (SFT) example."""
+    """``None`` for an instruction (SFT) or an unpaired example."""
     split: str | None = None
     """A split given by the source (e.g. a dataset's own test split); ``None``
     lets the writer assign one by group."""
+    label: bool | None = None
+    """Unpaired feedback on ``chosen``: desirable or not (``None`` otherwise)."""
+
+    @property
+    def kind(self) -> str:
+        """``preference``, ``unpaired`` or ``instruction``: where the writer puts it."""
+        if self.rejected is not None:
+            return "preference"
+        return "instruction" if self.label is None else "unpaired"
 
     @property
     def first_prompt(self) -> str:

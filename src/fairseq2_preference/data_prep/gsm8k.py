@@ -152,7 +152,6 @@ def main(argv: list[str] | None = None) -> PrepResult:
 
 def prepare_from(args: argparse.Namespace) -> PrepResult:
     """Prepare the data the parsed command line asks for."""
-
     options = SamplingOptions(args.temperature, args.top_p, args.max_gen_len, args.num_samples)
     source = args.source or f"{HUB_DATASET}:{args.split}"
     request = prep_request(

@@ -183,7 +183,6 @@ def main(argv: list[str] | None = None) -> PrepResult:
 
 def prepare_from(args: argparse.Namespace) -> PrepResult:
     """Prepare the data the parsed command line asks for."""
-
     fields = Fields(args.prompt_field, args.chosen_field, args.rejected_field)
     splits: dict[str, str | None] = {args.train_split: "train" if args.dev_split else None}
     if args.dev_split:

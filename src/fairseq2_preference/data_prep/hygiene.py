@@ -39,7 +39,13 @@ def load_exclusions(path: Path) -> set[str]:
 def clean(
     examples: Iterable[Example], exclude: set[str], drops: Counter[str], what: str
 ) -> list[Example]:
-    """Drop eval-set prompts, pairs with identical responses and exact duplicates."""
+    """Drop eval-set prompts, pairs with identical responses, exact duplicates, and
+    unpaired completions rated both ways for the same prompt."""
+    examples = list(examples)
+    labels: dict[tuple[object, ...], set[bool]] = {}
+    for ex in examples:
+        if ex.label is not None:
+            labels.setdefault((ex.turns, ex.chosen.strip()), set()).add(ex.label)
     kept: list[Example] = []
     seen: set[tuple[object, ...]] = set()
     for ex in examples:
@@ -49,7 +55,10 @@ def clean(
         if ex.rejected is not None and ex.chosen.strip() == ex.rejected.strip():
             drops[f"{what}: chosen and rejected are identical"] += 1
             continue
-        key = (ex.turns, ex.chosen, ex.rejected)
+        if ex.label is not None and len(labels[ex.turns, ex.chosen.strip()]) > 1:
+            drops[f"{what}: the same completion is rated both ways"] += 1
+            continue
+        key = (ex.turns, ex.chosen, ex.rejected, ex.label)
         if key in seen:
             drops[f"{what}: exact duplicate"] += 1
             continue

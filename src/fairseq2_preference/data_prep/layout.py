@@ -4,9 +4,11 @@ Layout (DESIGN.md, Data)::
 
     <data_dir>/preference/<split>/data.chunk.0000.jsonl   {id, src, tgt_chosen, tgt_rejected}
     <data_dir>/instruction/<split>/data.chunk.0000.jsonl  {id, src, tgt}
+    <data_dir>/unpaired/<split>/data.chunk.0000.jsonl     {id, src, tgt, label} (where built)
     <data_dir>/prep.json                                  what was written, from what, how
     <card_dir>/<name>.yaml                                cards <name>_preference[_<split>],
-                                                          <name>_instruction[_<split>]
+                                                          <name>_instruction[_<split>],
+                                                          <name>_unpaired[_<split>]
 
 :mod:`.writer` decides what goes in; this module writes it.
 """
@@ -17,6 +19,7 @@ import shutil
 import statistics
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -33,17 +36,23 @@ REPLACED = ".replaced"
 
 CHUNK_SIZE = 50_000
 
-FAMILIES = {"preference": "generic_preference", "instruction": "generic_instruction"}
+FAMILIES = {
+    "preference": "generic_preference",
+    "instruction": "generic_instruction",
+    "unpaired": "generic_unpaired",
+}
 
 
 def rows_by_split(
     examples: Iterable[Example], split_of: Mapping[str, str], formatter: PromptFormatter
-) -> dict[str, list[dict[str, str]]]:
-    by_split: dict[str, list[dict[str, str]]] = {}
+) -> dict[str, list[dict[str, Any]]]:
+    by_split: dict[str, list[dict[str, Any]]] = {}
     for ex in examples:
-        row = {"id": ex.id, "src": formatter(ex.turns)}
+        row: dict[str, Any] = {"id": ex.id, "src": formatter(ex.turns)}
         if ex.rejected is None:
             row["tgt"] = ex.chosen.strip()
+            if ex.label is not None:
+                row["label"] = ex.label
         else:
             row["tgt_chosen"] = ex.chosen.strip()
             row["tgt_rejected"] = ex.rejected.strip()

@@ -16,7 +16,15 @@ Pairs (rank semantics of the dataset: ranks compare siblings, 0 is best):
   group gives no pair — the remaining ranks say nothing about which is best.
   Unranked replies never enter a pair.
 * the SFT example of a group is its rank-0 reply, or its only usable reply when
-  none is ranked.
+  none is ranked;
+* unpaired feedback (for KTO): among two or more usable ranked replies, the
+  rank-0 one is a thumbs up and the last-ranked a thumbs down (the ones between
+  give no example, nor does the best usable one when the rank-0 reply is not
+  usable, as for pairs); any other usable reply is rated by its annotators' mean
+  ``quality`` label: at least ``good_quality`` (0.75) up, at most
+  ``bad_quality`` (0.25) down, in between no example. The same completion rated
+  both ways for one prompt gives no example. Written to ``unpaired/`` with
+  ``<name>_unpaired`` cards.
 
 Every skipped group is counted by reason in the summary.
 """
@@ -46,6 +54,10 @@ class BuildOptions:
     pairing: Pairing = "rank0_vs_rest"
     first_turn_only: bool = False
     include_synthetic: bool = False
+    good_quality: float = 0.75
+    """Unpaired feedback: a reply rated at least this (``quality``, 0 to 1) is desirable..."""
+    bad_quality: float = 0.25
+    """... and at most this undesirable (between: no example)."""
 
 
 # -- building ----------------------------------------------------------------------
@@ -53,8 +65,9 @@ class BuildOptions:
 
 def build_examples(
     messages: Iterable[Message], options: BuildOptions, drops: Counter[str]
-) -> tuple[list[Example], list[Example]]:
-    """(preference pairs, SFT examples) of ``messages``; skipped groups counted in ``drops``."""
+) -> tuple[list[Example], list[Example], list[Example]]:
+    """(preference pairs, SFT examples, unpaired feedback) of ``messages``; skipped
+    groups and replies counted in ``drops``."""
     by_id = {m.message_id: m for m in messages}
     children: dict[str, list[Message]] = defaultdict(list)
     for m in by_id.values():
@@ -63,6 +76,7 @@ def build_examples(
 
     pairs: list[Example] = []
     instructions: list[Example] = []
+    unpaired: list[Example] = []
     for prompt in sorted(by_id.values(), key=lambda m: (m.tree_id, m.message_id)):
         replies = [r for r in children.get(prompt.message_id, []) if r.role == "assistant"]
         if prompt.role != "prompter" or not replies:
@@ -90,6 +104,14 @@ def build_examples(
                 )
             )
 
+        for reply in usable:
+            label = _feedback(reply, ranked, options)
+            if label is None:
+                drops["unpaired: neither best, worst nor clearly rated"] += 1
+            else:
+                reply_id = f"{prompt.message_id}:{reply.message_id}"
+                unpaired.append(Example(reply_id, prompt.tree_id, turns, reply.text, label=label))
+
         if len(ranked) < 2:
             drops["no pair: fewer than two usable ranked replies"] += 1
             continue
@@ -100,7 +122,23 @@ def build_examples(
         for loser in losers:
             pair_id = f"{prompt.message_id}:{best.message_id}:{loser.message_id}"
             pairs.append(Example(pair_id, prompt.tree_id, turns, best.text, loser.text))
-    return pairs, instructions
+    return pairs, instructions, unpaired
+
+
+def _feedback(reply: Message, ranked: list[Message], options: BuildOptions) -> bool | None:
+    """A reply's thumbs up or down: best or worst of two or more ranked siblings, else
+    its ``quality`` rating when clear (see the module docstring); ``None`` otherwise."""
+    if len(ranked) >= 2 and reply.rank is not None:  # the ranking decides
+        if reply is ranked[0] and reply.rank == 0:
+            return True
+        return False if reply is ranked[-1] else None
+    if reply.quality is None:
+        return None
+    if reply.quality >= options.good_quality:
+        return True
+    if reply.quality <= options.bad_quality:
+        return False
+    return None
 
 
 def _thread(prompt: Message, by_id: Mapping[str, Message]) -> list[Message]:
@@ -142,7 +180,6 @@ def main(argv: list[str] | None = None) -> PrepResult:
 
 def prepare_from(args: argparse.Namespace) -> PrepResult:
     """Prepare the data the parsed command line asks for."""
-
     options = BuildOptions(
         langs=None if args.lang == "all" else tuple(args.lang.split(",")),
         pairing=args.pairing,

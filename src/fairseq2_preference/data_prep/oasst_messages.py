@@ -41,6 +41,8 @@ class Message:
     deleted: bool
     review_result: bool | None
     synthetic: bool
+    quality: float | None = None
+    """The annotators' mean ``quality`` label (0 to 1), if any rated it."""
 
 
 def load_messages(source: str | Path | None = None) -> list[Message]:
@@ -138,6 +140,25 @@ def _trees(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             stack.extend((reply, node.get("message_id")) for reply in node.get("replies") or [])
 
 
+def _label(labels: Any, name: str) -> float | None:
+    """A label's value: exports nest ``{name: {value, count}}``, the hub dataset has
+    lists ``{name: [...], value: [...], count: [...]}``."""
+    if not isinstance(labels, Mapping):
+        return None
+    if isinstance(labels.get("name"), list):
+        names, values, counts = labels["name"], labels.get("value") or [], labels.get("count")
+        entries = {
+            n: {"value": v, "count": c}
+            for n, v, c in zip(names, values, counts or [1] * len(names), strict=False)
+        }
+    else:
+        entries = dict(labels)
+    entry = entries.get(name)
+    if not isinstance(entry, Mapping) or not entry.get("count") or entry.get("value") is None:
+        return None
+    return float(entry["value"])
+
+
 def _normalise(raw: Mapping[str, Any], where: str) -> Message:
     try:
         rank = raw.get("rank")
@@ -154,6 +175,7 @@ def _normalise(raw: Mapping[str, Any], where: str) -> Message:
             deleted=bool(raw.get("deleted", False)),
             review_result=raw.get("review_result"),
             synthetic=bool(raw.get("synthetic", False)),
+            quality=_label(raw.get("labels"), "quality"),
         )
     except KeyError as ex:
         raise PreferenceDataError(

@@ -39,10 +39,15 @@ from fairseq2_preference.data_prep.layout import (
 )
 from fairseq2_preference.io import atomic_write_text
 
-PREP_FORMAT_VERSION = 2
+PREP_FORMAT_VERSION = 3
 """Bump when the written data would differ for the same inputs; old outputs are then rebuilt."""
 
-Builder = Callable[[Counter[str]], tuple[list[Example], list[Example]]]
+Builder = Callable[[Counter[str]], Sequence[list[Example]]]
+"""Lists of examples of any kind: each :class:`Example` says whether it is a pair,
+an instruction or an unpaired one (:attr:`Example.kind`)."""
+
+KIND_NAMES = {"preference": "pairs", "instruction": "instruction examples",
+              "unpaired": "unpaired examples"}  # fmt: skip
 
 
 @dataclass
@@ -84,20 +89,23 @@ def prepare(request: PrepRequest, build: Builder, log: Callable[[str], None] = p
         )  # fmt: skip
 
     drops: Counter[str] = Counter()
-    pairs, instructions = build(drops)
+    built = [ex for examples in build(drops) for ex in examples]
     exclude = load_exclusions(request.exclude_prompts) if request.exclude_prompts else set()
-    pairs = clean(pairs, exclude, drops, "pairs")
-    instructions = clean(instructions, exclude, drops, "instruction examples")
-
-    split_of = assign_splits([*pairs, *instructions], request.dev_size, request.seed, log)
-    held_out = held_out_prompts([*pairs, *instructions], split_of)
-    pairs = drop_held_out_prompts(pairs, held_out, split_of, drops, "pairs")
-    instructions = drop_held_out_prompts(
-        instructions, held_out, split_of, drops, "instruction examples"
-    )
+    by_kind = {
+        kind: clean([ex for ex in built if ex.kind == kind], exclude, drops, what)
+        for kind, what in KIND_NAMES.items()
+    }
+    split_of = split_groups(by_kind, request.dev_size, request.seed, log)
+    every = [ex for examples in by_kind.values() for ex in examples]
+    held_out = held_out_prompts(every, split_of)
+    by_kind = {
+        kind: drop_held_out_prompts(examples, held_out, split_of, drops, KIND_NAMES[kind])
+        for kind, examples in by_kind.items()
+    }
     outputs = {
-        "preference": rows_by_split(pairs, split_of, request.formatter),
-        "instruction": rows_by_split(instructions, split_of, request.formatter),
+        kind: rows_by_split(examples, split_of, request.formatter)
+        for kind, examples in by_kind.items()
+        if examples or kind != "unpaired"
     }
     check_no_dev_prompt_in_train(outputs)
 
@@ -112,7 +120,7 @@ def prepare(request: PrepRequest, build: Builder, log: Callable[[str], None] = p
         for kind, splits in outputs.items()
         for split, rows in splits.items()
     }
-    counts["groups"] = len({ex.group for ex in [*pairs, *instructions]})
+    counts["groups"] = len({ex.group for examples in by_kind.values() for ex in examples})
     marker.update(
         counts=counts,
         drops=dict(sorted(drops.items())),
@@ -123,6 +131,23 @@ def prepare(request: PrepRequest, build: Builder, log: Callable[[str], None] = p
     )
     log(summary(request.name, outputs, counts, drops, card_file))
     return PrepResult(files, card_file, counts, dict(drops))
+
+
+def split_groups(
+    by_kind: Mapping[str, list[Example]], dev_size: int, seed: int, log: Callable[[str], None]
+) -> dict[str, str]:
+    """Split the groups of pairs and instructions (:func:`assign_splits`), then those
+    that only unpaired examples come from, in the same proportion: adding unpaired
+    feedback to a dataset leaves the split of its pairs as it was."""
+    primary = [*by_kind["preference"], *by_kind["instruction"]]
+    split_of = assign_splits(primary, dev_size, seed, log)
+    rest = [ex for ex in by_kind["unpaired"] if ex.group not in split_of]
+    groups = {ex.group for ex in rest}
+    if groups:
+        share = sum(s == "dev" for s in split_of.values()) / max(1, len(split_of))
+        extra = round(share * len(groups)) if split_of else dev_size
+        split_of.update(assign_splits(rest, extra, seed, lambda _: None))
+    return split_of
 
 
 def assign_splits(
