@@ -32,3 +32,13 @@ def hf_llama(tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     from hf_llama import build_hf_llama
 
     return build_hf_llama(tiny_assets / "tokenizer", tmp_path_factory.mktemp("hf") / "llama")
+
+
+@pytest.fixture(scope="session")
+def tiny_sft(tiny_assets: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model after the demo's SFT (``<dir>/checkpoints``), trained once."""
+    from helpers import train
+
+    out = tmp_path_factory.mktemp("sft") / "run"
+    train(out, tiny_assets, sft=True)
+    return out

@@ -3,7 +3,9 @@
 It answers ``POST /v1/chat/completions`` the way AlpacaEval 2's weighted GPT-4
 Turbo judge is read: one token, ``m`` or ``M``, with ``top_logprobs`` for both.
 Its rule — the longer output wins, equal lengths draw — makes the win rate of a
-set of outputs computable without it (:func:`expected_win_rate`).
+set of outputs computable without it (:func:`expected_win_rate`). A rating
+request (``preference_iterate``'s ``openai`` judge: ``[Response]`` then the text)
+gets :func:`expected_rating`; a response containing ``UNRATEABLE`` gets prose.
 """
 
 from __future__ import annotations
@@ -26,10 +28,20 @@ def expected_win_rate(model_outputs: Sequence[str], references: Sequence[str]) -
     return 100.0 * sum(scores) / len(scores)
 
 
+def expected_rating(response: str) -> str:
+    """The fake judge's rating: the number of words, at most 10."""
+    if "UNRATEABLE" in response:
+        return "I cannot rate this."
+    return str(min(10, len(response.split())))
+
+
 class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = "".join(str(m.get("content", "")) for m in body["messages"])
+        if "[Response]\n" in prompt:
+            self._answer(body, expected_rating(prompt.split("[Response]\n", 1)[1]), None)
+            return
         outputs = dict(OUTPUT.findall(prompt))
         lengths = {key: len(outputs.get(key, "")) for key in ("m", "M")}
         if lengths["m"] == lengths["M"]:
@@ -39,6 +51,12 @@ class _Handler(BaseHTTPRequestHandler):
             logprobs = {winner: 0.0, ("M" if winner == "m" else "m"): -40.0}
         token = max(logprobs, key=lambda k: logprobs[k])
         top = [{"token": t, "logprob": lp, "bytes": list(t.encode())} for t, lp in logprobs.items()]
+        self._answer(body, token, {"content": [
+            {"token": token, "logprob": logprobs[token], "bytes": list(token.encode()),
+             "top_logprobs": top}
+        ]})  # fmt: skip
+
+    def _answer(self, body: dict[str, object], content: str, logprobs: object) -> None:
         answer = {
             "id": "chatcmpl-fake",
             "object": "chat.completion",
@@ -47,18 +65,9 @@ class _Handler(BaseHTTPRequestHandler):
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": token},
+                    "message": {"role": "assistant", "content": content},
                     "finish_reason": "stop",
-                    "logprobs": {
-                        "content": [
-                            {
-                                "token": token,
-                                "logprob": logprobs[token],
-                                "bytes": list(token.encode()),
-                                "top_logprobs": top,
-                            }
-                        ]
-                    },
+                    "logprobs": logprobs,
                 }
             ],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},

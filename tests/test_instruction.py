@@ -16,20 +16,22 @@ pytestmark = pytest.mark.slow
 SHORT = regime(6, 3)
 
 
-def test_sft_then_dpo_from_its_checkpoint(tmp_path: Path, tiny_assets: Path) -> None:
-    sft = train(tmp_path / "sft", tiny_assets, sft=True)
+def test_sft_then_dpo_from_its_checkpoint(
+    tmp_path: Path, tiny_assets: Path, tiny_sft: Path
+) -> None:
+    sft = read_metrics(tiny_sft, "train")
     losses = [float(m["Loss"]) for m in sft]  # type: ignore[arg-type]
     assert losses[-1] < 0.5 * losses[0]
     assert (
         "NLL Loss" in sft[0] and "Logps/Rejected" not in sft[0] and "Rewards/Margins" not in sft[0]
     )
-    assert read_metrics(tmp_path / "sft", "valid")
+    assert read_metrics(tiny_sft, "valid")
 
     dpo = train(
         tmp_path / "dpo",
         tiny_assets,
         *SHORT,
-        f"common.assets.prev_checkpoint_dir={tmp_path / 'sft' / 'checkpoints'}",
+        f"common.assets.prev_checkpoint_dir={tiny_sft / 'checkpoints'}",
         "model.name=checkpoint_step_40",
         "reference_model.name=checkpoint_step_40",
     )

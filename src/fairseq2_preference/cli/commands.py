@@ -46,6 +46,12 @@ def _alpaca_eval() -> Recipe:
     return AlpacaEvalRecipe()
 
 
+def _preference_sample() -> Recipe:
+    from fairseq2_preference.online.sample_recipe import SampleRecipe
+
+    return SampleRecipe()
+
+
 def _report_after_training(output_dir: Path) -> None:
     from fairseq2_preference.run.report import report_after_training
 
@@ -70,6 +76,12 @@ def _judge_alpaca_eval(argv: list[str]) -> None:
     judge_main(argv)
 
 
+def _preference_iterate(argv: list[str]) -> None:
+    from fairseq2_preference.online.commands import main as iterate_main
+
+    iterate_main(argv)
+
+
 def _export_hf(argv: list[str]) -> None:
     from fairseq2_preference.models.export import main as export_main
 
@@ -91,6 +103,14 @@ COMMANDS: dict[str, dict[str, Command]] = {
         "preference_reference_logps": Command(
             "compute a training config's reference log-probs once, into the cache",
             _reference_logps,
+        ),
+        "preference_sample": Command(
+            "sample K completions per prompt from a model, data-parallel (samples.jsonl)",
+            _preference_sample,
+        ),
+        "preference_iterate": Command(
+            "online, iterative DPO: rounds of sampling, judging, pairing and training",
+            run=_preference_iterate,
         ),
         "alpaca_eval": Command(
             "generate AlpacaEval outputs from a model, then judge them (WR, LC WR)",

@@ -11,16 +11,12 @@ answers a shard of the instructions, formatted exactly as in training, and rank
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
 
 import torch
-from fairseq2.data.data_pipeline import read_sequence
 from fairseq2.data.tokenizers import Tokenizer
-from fairseq2.datasets import DataPipelineReader, SequenceBatch, SyncMode
-from fairseq2.gang import Gangs
+from fairseq2.datasets import SequenceBatch
 from fairseq2.generation import SequenceGenerator
 from fairseq2.generator import GeneratorUnit
 from fairseq2.metrics import MetricBag
@@ -39,14 +35,14 @@ from fairseq2.recipe.config import (
 )
 from fairseq2.runtime.dependency import DependencyResolver
 from fairseq2.task import Task
-from torch.nn.utils.rnn import pad_sequence
 from typing_extensions import override
 
-from fairseq2_preference.data_prep.formatting import PromptFormatter, make_formatter
+from fairseq2_preference.data_prep.formatting import make_formatter
 from fairseq2_preference.evaluation.alpaca_data import load_instructions
 from fairseq2_preference.evaluation.judge import JudgeSection
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
+from fairseq2_preference.models.dp_generation import INDEX, RankOutputs, prompt_reader
 
 MODEL_OUTPUTS = "model_outputs.json"
 DEFAULT_EVAL_MODEL = "llama3_1_8b_instruct"
@@ -111,26 +107,22 @@ class AlpacaEvalRecipe(Recipe):
     def create_task(self, context: RecipeContext) -> Task:
         config = context.get_config_as(AlpacaEvalConfig)
         section = config.alpaca_eval
-        gangs = context.gangs
-        tokenizer = context.get_tokenizer()
         formatter = make_formatter(section.chat_template)
-
         instructions = load_instructions(section.instructions)
-        rank_file = context.output_dir / "outputs" / f"rank_{gangs.dp.rank}.jsonl"
-        stream = None
-        if gangs.tp.rank == 0:
-            rank_file.parent.mkdir(parents=True, exist_ok=True)
-            stream = rank_file.open("w", encoding="utf-8")
-
         unit = AlpacaEvalUnit(
             context.get_seq_generator(),
-            tokenizer,
-            stream,
-            gangs,
+            context.get_tokenizer(),
+            RankOutputs(context.output_dir, context.gangs),
             context.output_dir,
             section.generator_name or generator_name(config),
         )
-        reader = instruction_reader(instructions, formatter, tokenizer, gangs, section.batch_size)
+        reader = prompt_reader(
+            instructions,
+            lambda row: formatter((("user", row["instruction"]),)),
+            context.get_tokenizer(),
+            context.gangs,
+            section.batch_size,
+        )
         return context.create_generator(unit, reader)
 
     @property
@@ -149,49 +141,18 @@ def generator_name(config: AlpacaEvalConfig) -> str:
     return name
 
 
-def instruction_reader(
-    instructions: list[dict[str, str]],
-    formatter: PromptFormatter,
-    tokenizer: Tokenizer,
-    gangs: Gangs,
-    batch_size: int,
-) -> DataPipelineReader[SequenceBatch]:
-    """Batches of encoded prompts; each rank gets every ``dp.size``-th instruction."""
-    encode = tokenizer.create_encoder(mode="prompt")
-    pad_idx = tokenizer.vocab_info.pad_idx or 0
-
-    def encode_example(example: dict[str, Any]) -> dict[str, Any]:
-        prompt = formatter((("user", example["instruction"]),))
-        return {**example, "indices": encode(prompt)}
-
-    def collate(examples: list[dict[str, Any]]) -> SequenceBatch:
-        seqs = [e["indices"] for e in examples]
-        padded = pad_sequence(seqs, batch_first=True, padding_value=pad_idx)
-        meta = {key: [e[key] for e in examples] for key in ("index", "instruction", "dataset")}
-        return SequenceBatch(padded, [len(s) for s in seqs], example=meta)
-
-    indexed = [{"index": i, **ex} for i, ex in enumerate(instructions)]
-    builder = read_sequence(indexed).shard(gangs.dp.rank, gangs.dp.size, allow_uneven=True)
-    pipeline = builder.map(encode_example).bucket(batch_size).map(collate).and_return()
-    return DataPipelineReader[SequenceBatch](
-        pipeline, gangs, sync=True, sync_mode=SyncMode.UNTIL_LAST
-    )
-
-
 class AlpacaEvalUnit(GeneratorUnit[SequenceBatch]):
     def __init__(
         self,
         generator: SequenceGenerator,
         tokenizer: Tokenizer,
-        stream: TextIO | None,
-        gangs: Gangs,
+        outputs: RankOutputs,
         output_dir: Path,
         name: str,
     ) -> None:
         self._generator = generator
         self._decode = tokenizer.create_decoder(skip_special_tokens=True)
-        self._stream = stream
-        self._gangs = gangs
+        self._outputs = outputs
         self._output_dir = output_dir
         self._name = name
 
@@ -204,39 +165,25 @@ class AlpacaEvalUnit(GeneratorUnit[SequenceBatch]):
         seqs, layout = batch.as_input()
         output = self._generator(seqs, layout)
         update_seq_generator_metrics(metric_bag, output)
-        if self._stream is None:
-            return
-        meta = batch.example
-        assert isinstance(meta, Mapping)
-        for i, hypotheses in enumerate(output.hypotheses):
-            row = {
-                "index": meta["index"][i],
-                "instruction": meta["instruction"][i],
+        rows = batch.example
+        assert isinstance(rows, list)
+        self._outputs.write(
+            {
+                INDEX: row[INDEX],
+                "instruction": row["instruction"],
                 "output": self._decode(hypotheses[0].seq).strip(),
                 "generator": self._name,
-                "dataset": meta["dataset"][i],
+                "dataset": row["dataset"],
             }
-            self._stream.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._stream.flush()
+            for row, hypotheses in zip(rows, output.hypotheses, strict=True)
+        )
 
     @override
     def finalize(self, metric_bag: MetricBag) -> None:
-        if self._stream is not None:
-            self._stream.close()
-        self._gangs.root.barrier()
-        if self._gangs.root.rank == 0:
-            merge_outputs(self._output_dir)
-
-
-def merge_outputs(output_dir: Path) -> Path:
-    """Write ``model_outputs.json`` from the ranks' files, in the instructions' order."""
-    rows = [
-        json.loads(line)
-        for file in sorted((output_dir / "outputs").glob("rank_*.jsonl"))
-        for line in file.read_text(encoding="utf-8").splitlines()
-    ]
-    rows.sort(key=lambda row: row["index"])
-    outputs = [{k: v for k, v in row.items() if k != "index"} for row in rows]
-    target = output_dir / MODEL_OUTPUTS
-    atomic_write_text(target, json.dumps(outputs, indent=2, ensure_ascii=False) + "\n")
-    return target
+        rows = self._outputs.gather()
+        if rows is not None:
+            outputs = [{k: v for k, v in row.items() if k != INDEX} for row in rows]
+            atomic_write_text(
+                self._output_dir / MODEL_OUTPUTS,
+                json.dumps(outputs, indent=2, ensure_ascii=False) + "\n",
+            )

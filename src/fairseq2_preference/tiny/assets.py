@@ -14,6 +14,7 @@ training run reads)::
     DIR/model/model.pt        the initial weights
     DIR/cards/tiny.yaml       cards: tiny_llama, tiny_preference, tiny_instruction (+ splits)
     DIR/data/{preference,instruction}/{train,dev}/data.chunk.0000.jsonl   (the synthetic task)
+    DIR/data/prompts/{train,dev}/data.chunk.0000.jsonl   its prompts, for online training
 """
 
 from __future__ import annotations
@@ -29,7 +30,12 @@ import yaml
 
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.tiny.cards import TINY_DIR_VARIABLE, default_tiny_dir
-from fairseq2_preference.tiny.task import color_task_rows, instruction_rows, write_jsonl_splits
+from fairseq2_preference.tiny.task import (
+    color_task_rows,
+    instruction_rows,
+    prompt_rows,
+    write_jsonl_splits,
+)
 
 SPECIAL_TOKENS = (
     "<|begin_of_text|>",
@@ -158,6 +164,7 @@ def build_tiny_assets(
     splits = color_task_rows(seed=spec.seed, rejected_per_prompt=rejected_per_prompt)
     write_jsonl_splits(splits, out_dir / "data" / "preference")
     write_jsonl_splits(instruction_rows(splits), out_dir / "data" / "instruction")
+    write_jsonl_splits(prompt_rows(splits), out_dir / "data" / "prompts")
 
     texts = [row[key] for rows in splits.values() for row in rows for key in row if key != "id"]
     if corpus is not None:

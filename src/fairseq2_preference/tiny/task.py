@@ -60,6 +60,24 @@ def instruction_rows(
     return out
 
 
+def prompt_rows(
+    splits: Mapping[str, Sequence[Mapping[str, str]]],
+) -> dict[str, list[dict[str, str]]]:
+    """The task's prompts for online training, each once, with what a correct answer
+    names (``expected``: ``"<color> <animal>"``, the ``contains`` judge's rule)."""
+    out: dict[str, list[dict[str, str]]] = {}
+    for split, rows in splits.items():
+        seen: dict[str, dict[str, str]] = {}
+        for row in rows:
+            color, animal = row["id"].split("-")[:2]
+            seen.setdefault(
+                row["src"],
+                {"id": f"{color}-{animal}", "src": row["src"], "expected": f"{color} {animal}"},
+            )
+        out[split] = list(seen.values())
+    return out
+
+
 def write_jsonl_splits(splits: Mapping[str, Sequence[Mapping[str, str]]], out_dir: Path) -> None:
     """Write ``<out_dir>/<split>/data.chunk.0000.jsonl`` for each split."""
     for split, rows in splits.items():

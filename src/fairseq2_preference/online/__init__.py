@@ -1,0 +1,1 @@
+"""Online, iterative preference training: sample from the policy, judge, pair, train DPO."""

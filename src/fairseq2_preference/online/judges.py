@@ -1,0 +1,148 @@
+"""Judges: a score for every sampled completion, from which rounds build pairs.
+
+A judge sees each prompt row (``src`` and the fields it came with) and that
+prompt's completions, and returns one float per completion; higher is better,
+``nan`` means "could not be scored" (the completion joins no pair). Only the
+order of a prompt's scores matters: ``best_vs_worst`` pairs its highest with
+its lowest. Built in:
+
+* ``contains`` — 1 if the completion contains the row's ``expected`` text (or one
+  of a list of them), case-insensitively, else 0;
+* ``gsm8k`` — 1 if the completion's final ``#### <number>`` equals the row's
+  ``answer`` (a number, or a GSM8K solution ending in ``#### <number>``), else 0:
+  the answer match of ``datasets/gsm8k_negatives_data_prep.py``;
+* ``reward_model`` — a sequence-classification Llama from a Hugging Face
+  directory (``online/reward_model.py``);
+* ``openai`` — an OpenAI-compatible chat model rating each completion 1–10
+  (``online/openai_judge.py``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from fairseq2_preference.data_prep.gsm8k import final_number
+from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
+
+Scores = list[list[float]]
+
+
+class Judge(Protocol):
+    def score(
+        self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
+    ) -> Scores:
+        """One score per completion of each prompt."""
+
+
+@dataclass(kw_only=True)
+class JudgeConfig:
+    """Which judge scores the samples, and its options (each judge reads its own)."""
+
+    name: str = "reward_model"
+    """``contains``, ``gsm8k``, ``reward_model`` or ``openai``."""
+
+    path: str | None = None
+    """``reward_model``: a Hugging Face directory of a ``*ForSequenceClassification``
+    model and its tokenizer (the first logit is the reward)."""
+
+    suffix: str = ""
+    """``reward_model``: text appended to every completion before scoring, as the
+    reward model saw responses end in training (Llama 3 chat: ``<|eot_id|>``)."""
+
+    batch_size: int = 8
+    """``reward_model``: sequences per forward pass."""
+
+    base_url: str | None = None
+    """``openai``: an OpenAI-compatible server (default: OpenAI's API)."""
+
+    model: str = "gpt-4o-mini"
+    """``openai``: the chat model that rates."""
+
+    api_key_env: str = "OPENAI_API_KEY"
+    """``openai``: the environment variable holding the API key (never logged)."""
+
+    max_workers: int = 8
+    """``openai``: concurrent requests."""
+
+    template: str | None = None
+    """``openai``: the rating request, with ``{prompt}`` and ``{response}``; default:
+    ``online/openai_judge.py``'s 1–10 rubric."""
+
+    field: str | None = None
+    """``contains`` / ``gsm8k``: the row field holding the expected text or answer
+    (default ``expected`` / ``answer``)."""
+
+
+def regroup(flat: Sequence[float], completions: Sequence[Sequence[str]]) -> Scores:
+    """Scores of all completions, in order, back into one list per prompt."""
+    scores: Scores = []
+    start = 0
+    for group in completions:
+        scores.append(list(flat[start : start + len(group)]))
+        start += len(group)
+    return scores
+
+
+def create_judge(config: JudgeConfig) -> Judge:
+    if config.name == "contains":
+        return ContainsJudge(config.field or "expected")
+    if config.name == "gsm8k":
+        return Gsm8kJudge(config.field or "answer")
+    if config.name == "reward_model":
+        from fairseq2_preference.online.reward_model import RewardModelJudge
+
+        return RewardModelJudge(config)
+    if config.name == "openai":
+        from fairseq2_preference.online.openai_judge import OpenAIJudge
+
+        return OpenAIJudge(config)
+    raise PreferenceConfigError(
+        f"Unknown judge '{config.name}': use contains, gsm8k, reward_model or openai."
+    )
+
+
+def _field(row: Mapping[str, Any], name: str, judge: str) -> Any:
+    if row.get(name) is None:
+        raise PreferenceDataError(
+            f"Prompt {row.get('id')!r}: the {judge} judge needs a '{name}' field on every "
+            f"prompt row (or set judge.field to the field that holds it)."
+        )
+    return row[name]
+
+
+@dataclass(frozen=True)
+class ContainsJudge:
+    field: str
+
+    def score(
+        self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
+    ) -> Scores:
+        scores = []
+        for row, texts in zip(prompts, completions, strict=True):
+            expected = _field(row, self.field, "contains")
+            wanted = [expected] if isinstance(expected, str) else list(expected)
+            scores.append([float(any(w.lower() in text.lower() for w in wanted)) for text in texts])
+        return scores
+
+
+@dataclass(frozen=True)
+class Gsm8kJudge:
+    field: str
+
+    def score(
+        self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
+    ) -> Scores:
+        scores = []
+        for row, texts in zip(prompts, completions, strict=True):
+            answer = _field(row, self.field, "gsm8k")
+            gold = float(answer) if isinstance(answer, int | float) else final_number(str(answer))
+            if gold is None:
+                raise PreferenceDataError(
+                    f"Prompt {row.get('id')!r}: '{self.field}' is neither a number nor a "
+                    "solution ending in '#### <number>'."
+                )
+            values = [final_number(text) for text in texts]
+            scores.append([float(v is not None and abs(v - gold) < 1e-6) for v in values])
+        return scores

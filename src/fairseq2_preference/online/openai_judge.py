@@ -1,0 +1,73 @@
+"""The ``openai`` judge: an OpenAI-compatible chat model rates each completion 1–10.
+
+Pointwise LLM-as-a-judge (Zheng et al. 2023, arXiv 2306.05685, "single answer
+grading"): each (prompt, response) is rated alone, at temperature 0, and the
+first integer of the reply is the score; a reply without one scores ``nan`` and
+that completion joins no pair (the round's summary counts them). Any server
+speaking the chat-completions API works (``base_url``: vLLM, TGI, ...). The key
+is read from ``api_key_env`` and never logged; a local server needs none.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from fairseq2_preference.errors import PreferenceConfigError
+from fairseq2_preference.online.judges import JudgeConfig, Scores, regroup
+
+DEFAULT_TEMPLATE = """Rate how well the response answers the prompt: helpful, correct, \
+honest and clear. Reply with a single integer from 1 (useless or wrong) to 10 (excellent), \
+and nothing else.
+
+[Prompt]
+{prompt}
+
+[Response]
+{response}"""
+
+RATING = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+class OpenAIJudge:
+    def __init__(self, config: JudgeConfig) -> None:
+        from openai import OpenAI
+
+        key = os.environ.get(config.api_key_env)
+        if not key and config.base_url is None:
+            raise PreferenceConfigError(
+                f"The openai judge needs an API key in ${config.api_key_env}, or judge.base_url "
+                "pointing at an OpenAI-compatible server."
+            )
+        self.client = OpenAI(base_url=config.base_url, api_key=key or "sk-local")
+        self.model = config.model
+        self.template = config.template or DEFAULT_TEMPLATE
+        self.max_workers = config.max_workers
+
+    def score(
+        self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
+    ) -> Scores:
+        requests = [
+            (str(row["src"]), text)
+            for row, group in zip(prompts, completions, strict=True)
+            for text in group
+        ]
+        with ThreadPoolExecutor(self.max_workers) as pool:
+            flat = list(pool.map(lambda r: self.rate(*r), requests))
+        return regroup(flat, completions)
+
+    def rate(self, prompt: str, response: str) -> float:
+        reply = self.client.chat.completions.create(
+            model=self.model,
+            temperature=0.0,
+            max_tokens=8,
+            messages=[
+                {"role": "user", "content": self.template.format(prompt=prompt, response=response)}
+            ],
+        )
+        match = RATING.search(reply.choices[0].message.content or "")
+        return float(match.group()) if match else math.nan
