@@ -9,6 +9,7 @@ import yaml
 
 from fairseq2_preference.cli import main
 from fairseq2_preference.config.files import presets
+from fairseq2_preference.errors import PreferenceConfigError
 
 from helpers import REPO
 
@@ -34,12 +35,41 @@ def test_every_example_is_covered() -> None:
                      "llama3_1_8b_instruct_simpo.yaml", "llama3_1_8b_orpo.yaml",
                      "llama3_1_8b_instruct_cpo.yaml", "llama3_1_8b_sft.yaml",
                      "tiny_dpo_cpu.yaml", "tiny_sft_cpu.yaml",
-                     "dpo_llama3_1_8b_lora_1gpu.yaml"):  # fmt: skip
+                     "dpo_llama3_1_8b_lora_1gpu.yaml", "llama3_1_8b_instruct_kto.yaml",
+                     "tiny_online_dpo_cpu.yaml"):  # fmt: skip
         assert expected in names
     assert {p.stem for p in LEGACY} == {"dpo", "dpo_from_checkpoint", "simpo", "orpo", "cpo"}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: str(p.relative_to(REPO)))
+ONLINE = [p for p in EXAMPLES if "online" in p.stem]
+
+
+@pytest.mark.parametrize("path", ONLINE, ids=lambda p: str(p.relative_to(REPO)))
+def test_online_configs_and_their_stage_configs_are_valid(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``preference_iterate`` configs, with the paths their command gives; the
+    stage configs they name (beside them) with the stage overrides."""
+    from fairseq2_preference.online.config import load_config
+
+    paths = ["policy.checkpoint_dir=/runs/sft/checkpoints", "prompts.path=/p",
+             "held_out.path=/p", "eval_pairs.path=/e"]  # fmt: skip
+    config = load_config(path, paths)
+    assert config.train.config_file is not None
+    train = Path(config.train.config_file)
+    assert train.parent == path.parent and train.is_file()
+    dumped = dump(
+        capsys, "preference_finetune", "--config-file", str(train), "--config",
+        *config.overrides, *config.train.overrides,
+    )  # fmt: skip
+    assert dumped["tokenizer"]["name"] == "tiny_llama"
+    with pytest.raises(PreferenceConfigError, match=r"set `policy\.checkpoint_dir`"):
+        load_config(path, paths[1:])
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in EXAMPLES if p not in ONLINE], ids=lambda p: str(p.relative_to(REPO))
+)
 def test_example_configs_are_valid(path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     config = dump(capsys, command_for(path), "--config-file", str(path))
     raw = yaml.safe_load(path.read_text())

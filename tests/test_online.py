@@ -137,11 +137,14 @@ def test_bad_prompt_rows_are_named_by_file_and_line(tmp_path: Path) -> None:
 
 
 def test_bad_configs_are_one_paragraph(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    args = ["lm", "preference_iterate", str(tmp_path / "out"), "--config-file", str(ONLINE_CONFIG)]
-    status, output = run_in_process([*args, "--config", "samples_per_prompt=1"], capfd)
+    args = ["lm", "preference_iterate", str(tmp_path / "out"), "--config-file", str(ONLINE_CONFIG),
+            "--config", *online_overrides(tmp_path, tmp_path / "sft")]  # fmt: skip
+    status, output = run_in_process([*args, "samples_per_prompt=1"], capfd)
     assert status == 2 and "`samples_per_prompt` at least 2" in output
-    status, output = run_in_process([*args, "--config", "judge.nmae=x"], capfd)
+    status, output = run_in_process([*args, "judge.nmae=x"], capfd)
     assert status == 2 and "config is not valid" in output and "Traceback" not in output
+    status, output = run_in_process(args[:5], capfd)
+    assert status == 2 and "`prompts` field" in output and "`path` field has no default" in output
 
 
 def in_process(calls: list[str], fail_at: str | None = None) -> Any:
@@ -167,7 +170,6 @@ def online_overrides(assets: Path, sft: Path) -> list[str]:
         f"eval_pairs.path={assets / 'data' / 'preference'}",
         f'overrides=["common.assets.extra_paths=[{assets / "cards"}]", '
         '"tokenizer.name=tiny_llama"]',
-        f"train.config_file={REPO / 'example_configurations' / 'tiny_dpo_cpu.yaml'}",
     ]
 
 

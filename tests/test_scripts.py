@@ -110,3 +110,20 @@ def test_quick_start_lora_uses_the_one_gpu_config_and_lora_in_the_demo(tmp_path:
     assert demo.returncode == 0, demo.stderr
     dpo = [line for line in demo.stdout.splitlines() if "preference_finetune" in line]
     assert dpo and "lora=" in dpo[0]
+
+
+def test_quick_start_online_iterates_from_the_sft_model(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    quick_start = ["bash", str(REPO / "quick-start.sh"), "--online", "--dry-run"]
+    result = run_cli(quick_start, env={"DEMO_DIR": str(demo)})
+    assert result.returncode == 0, result.stderr
+    commands = [
+        line.split(" --")[0] for line in result.stdout.splitlines() if "fairseq2 lm" in line
+    ]
+    assert commands == [
+        f".venv/bin/fairseq2 lm instruction_finetune {demo}/runs/sft",
+        f".venv/bin/fairseq2 lm preference_iterate {demo}/runs/online",
+    ]
+    assert f"policy.checkpoint_dir={demo}/runs/sft/checkpoints" in result.stdout
+    refused = run_cli([*quick_start, "--lora"])
+    assert refused.returncode == 2 and "LoRA rounds are not supported" in refused.stderr

@@ -46,7 +46,8 @@ class PromptSection:
 @dataclass(kw_only=True)
 class StageSection:
     config_file: str | None = None
-    """The stage command's config file (its defaults otherwise)."""
+    """The stage command's config file (its defaults otherwise); relative to the
+    iterate config file when given there, else to the working directory."""
 
     overrides: list[str] = field(default_factory=list)
     """``key=value`` overrides of the stage command's config."""
@@ -113,6 +114,10 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
         if not isinstance(loaded, dict):
             raise PreferenceConfigError(f"{file}: expected a mapping of config keys.")
         tree = loaded
+        for stage in ("sample", "train"):
+            section = tree.get(stage)
+            if isinstance(section, dict) and isinstance(section.get("config_file"), str):
+                section["config_file"] = str(file.parent / section["config_file"])
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
@@ -125,16 +130,28 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
     try:
         config: IterateConfig = StandardValueConverter().structure(tree, IterateConfig)
     except StructureError as error:
+        causes: list[BaseException] = []
+        cause: BaseException | None = error
+        while cause is not None:
+            causes.append(cause)
+            cause = cause.__cause__
         raise PreferenceConfigError(
-            f"The preference_iterate config is not valid: {error} (see OVERVIEW.md, "
-            "'Online, iterative DPO')."
+            f"The preference_iterate config is not valid: {' '.join(map(str, causes))} (see "
+            "OVERVIEW.md, 'Online, iterative DPO')."
         ) from None
     if config.rounds < 1 or config.samples_per_prompt < 2:
         raise PreferenceConfigError(
             "`rounds` must be at least 1 and `samples_per_prompt` at least 2 (a pair needs two)."
         )
-    if (config.policy.name is None) == (config.policy.path is None):
+    policy = config.policy
+    if (policy.name is None) == (policy.path is None):
         raise PreferenceConfigError("Set exactly one of `policy.name` and `policy.path`.")
+    checkpoint = policy.name == "last_checkpoint" or str(policy.name).startswith("checkpoint_")
+    if checkpoint and policy.checkpoint_dir is None:
+        raise PreferenceConfigError(
+            f"`policy.name: {policy.name}` names a checkpoint: set `policy.checkpoint_dir` "
+            "to the run's checkpoints/ directory (e.g. an SFT run's)."
+        )
     return config
 
 

@@ -6,8 +6,12 @@ its training pairs. The demo's held-out split shares no prompt with training
 preference generalised. The summary reports both, and calls the run a success
 only when held-out reward accuracy exceeds :data:`GENERALISATION_THRESHOLD`.
 
-``python -m fairseq2_preference.tiny.summary RUNS_DIR`` (``RUNS_DIR/{sft,dpo}``); exit
-status 1 when DPO did not generalise.
+After online DPO (``quick-start.sh --online``) there are no given pairs to hold out:
+the judge scores the policy's own samples on held-out prompts each round, and the
+run is a success when that score rose by :data:`ONLINE_GAIN` from the SFT model.
+
+``python -m fairseq2_preference.tiny.summary RUNS_DIR`` (``RUNS_DIR/{sft,dpo|online}``);
+exit status 1 when DPO did not generalise.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 from pathlib import Path
 
 GENERALISATION_THRESHOLD = 0.8
+ONLINE_GAIN = 0.2
 ACCURACY = "Rewards/Accuracies"
 
 
@@ -37,6 +42,9 @@ def summarise(runs: Path) -> tuple[list[str], bool]:
         if sft_valid:
             line += f"; held-out {sft_valid[-1]['NLL Loss']:.3f}"
         lines.append(line + f" (step {sft_train[-1]['Step']})")
+    if (runs / "online").is_dir():
+        online, passed = _online(runs / "online")
+        return lines + online, passed
     train, valid = _rows(runs / "dpo", "train"), _rows(runs / "dpo", "valid")
     if not train:
         return [*lines, "dpo: no metrics written"], False
@@ -60,6 +68,38 @@ def summarise(runs: Path) -> tuple[list[str], bool]:
         lines.append(
             f"dpo: held-out reward accuracy is not above {GENERALISATION_THRESHOLD}: the model "
             "fits its training pairs without generalising; this run is not a success."
+        )
+    return lines, passed
+
+
+def _online(run: Path) -> tuple[list[str], bool]:
+    file = run / "rounds.jsonl"
+    if not file.is_file():
+        return ["online: no rounds written"], False
+    rows = [json.loads(line) for line in file.read_text(encoding="utf-8").splitlines()]
+    lines = []
+    for row in rows:
+        if row["round"] is None:
+            lines.append(f"online: the final policy: held-out score {row['held_out_score']:.3f}")
+            continue
+        lines.append(
+            f"online: round {row['round']}: held-out score {row['held_out_score']:.3f} (the "
+            f"policy it samples from), {row['pairs']} pairs, reward accuracy "
+            f"{row['reward_accuracy']:.2f} (training batch) / "
+            f"{row['held_out_reward_accuracy']:.2f} (held-out pairs) / "
+            f"{row['eval_reward_accuracy']:.2f} (eval pairs, vs the SFT model)"
+        )
+    scores = [row["held_out_score"] for row in rows]
+    passed = len(rows) > 1 and scores[-1] > scores[0] + ONLINE_GAIN
+    if passed:
+        lines.append(
+            f"online: the held-out score rose {scores[0]:.2f} -> {scores[-1]:.2f} on prompts "
+            "never sampled in training, from no preference data."
+        )
+    else:
+        lines.append(
+            f"online: the held-out score did not rise by {ONLINE_GAIN} ({scores[0]:.2f} -> "
+            f"{scores[-1]:.2f}); this run is not a success."
         )
     return lines, passed
 
