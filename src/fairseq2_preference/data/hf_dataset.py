@@ -18,7 +18,7 @@ and prompt hygiene; this family is for training on a dataset as it is.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -191,23 +191,32 @@ class HfPreferenceDataset(PreferenceDataset):
 
     @override
     def encoder(self, tokenizer: Tokenizer, options: ReadOptions) -> Any:
-        encode_plain = super().encoder(tokenizer, options)
-        template = tokenizer.create_encoder()
+        return chat_or_plain_encoder(super().encoder(tokenizer, options), tokenizer, ())
 
-        def encode(row: dict[str, Any]) -> dict[str, Any]:
-            if "chat" not in row:
-                plain: dict[str, Any] = encode_plain(row)
-                return plain
-            prompt_len, seqs = encode_chat(template, row)
-            return {
-                "id": row["id"],
-                "seqs": seqs,
-                "prompt_len": prompt_len,
-                "longest": max(seqs, key=len),
-                "numbers": {},
-            }
 
-        return encode
+def chat_or_plain_encoder(
+    encode_plain: Callable[[dict[str, Any]], dict[str, Any]],
+    tokenizer: Tokenizer,
+    numbers: Sequence[str],
+) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Encodes a row with ``chat`` turns by the tokenizer's chat template
+    (:func:`encode_chat`), any other with ``encode_plain``; ``numbers`` are the
+    per-example values a chat row carries to the batch."""
+    template = tokenizer.create_encoder()
+
+    def encode(row: dict[str, Any]) -> dict[str, Any]:
+        if "chat" not in row:
+            return encode_plain(row)
+        prompt_len, seqs = encode_chat(template, row)
+        return {
+            "id": row["id"],
+            "seqs": seqs,
+            "prompt_len": prompt_len,
+            "longest": max(seqs, key=len),
+            "numbers": {name: row[name] for name in numbers},
+        }
+
+    return encode
 
 
 def encode_chat(template: Any, row: dict[str, Any]) -> tuple[int, list[torch.Tensor]]:

@@ -30,7 +30,7 @@ from typing_extensions import Self, override
 
 from fairseq2_preference.data.batch import PreferenceBatch, StepGroup
 from fairseq2_preference.data.dataset import PreferenceDataset, ReadOptions
-from fairseq2_preference.data.hf_dataset import encode_chat
+from fairseq2_preference.data.hf_dataset import chat_or_plain_encoder
 from fairseq2_preference.data.jsonl import RowSchema
 from fairseq2_preference.errors import PreferenceDataError
 
@@ -78,22 +78,7 @@ class UnpairedDataset(PreferenceDataset):
         """A pair-shaped row encoded like a preference pair: plain text as it is, a
         conversation with the tokenizer's chat template (as ``hf_preference``)."""
         encode_plain = PreferenceDataset.encoder(self, tokenizer, options)
-        template = tokenizer.create_encoder()
-
-        def encode(row: dict[str, Any]) -> dict[str, Any]:
-            if "chat" not in row:
-                plain: dict[str, Any] = encode_plain(row)
-                return plain
-            prompt_len, seqs = encode_chat(template, row)
-            return {
-                "id": row["id"],
-                "seqs": seqs,
-                "prompt_len": prompt_len,
-                "longest": max(seqs, key=len),
-                "numbers": {LABEL: row[LABEL]},
-            }
-
-        return encode
+        return chat_or_plain_encoder(encode_plain, tokenizer, (LABEL,))
 
 
 def unpair(row: dict[str, Any]) -> list[dict[str, Any]]:

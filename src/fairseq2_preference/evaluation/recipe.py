@@ -11,16 +11,14 @@ answers a shard of the instructions, formatted exactly as in training, and rank
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from fairseq2.data.tokenizers import Tokenizer
-from fairseq2.datasets import SequenceBatch
 from fairseq2.generation import SequenceGenerator
-from fairseq2.generator import GeneratorUnit
-from fairseq2.metrics import MetricBag
-from fairseq2.metrics.common import add_seq_generator_metrics, update_seq_generator_metrics
 from fairseq2.recipe.base import Recipe, RecipeContext
 from fairseq2.recipe.config import (
     BEAM_SEARCH_GENERATOR,
@@ -42,7 +40,12 @@ from fairseq2_preference.evaluation.alpaca_data import load_instructions
 from fairseq2_preference.evaluation.judge import JudgeSection
 from fairseq2_preference.io import atomic_write_text
 from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
-from fairseq2_preference.models.dp_generation import INDEX, RankOutputs, prompt_reader
+from fairseq2_preference.models.dp_generation import (
+    INDEX,
+    RankOutputs,
+    RowGenerationUnit,
+    prompt_reader,
+)
 
 MODEL_OUTPUTS = "model_outputs.json"
 DEFAULT_EVAL_MODEL = "llama3_1_8b_instruct"
@@ -141,7 +144,7 @@ def generator_name(config: AlpacaEvalConfig) -> str:
     return name
 
 
-class AlpacaEvalUnit(GeneratorUnit[SequenceBatch]):
+class AlpacaEvalUnit(RowGenerationUnit):
     def __init__(
         self,
         generator: SequenceGenerator,
@@ -150,40 +153,24 @@ class AlpacaEvalUnit(GeneratorUnit[SequenceBatch]):
         output_dir: Path,
         name: str,
     ) -> None:
-        self._generator = generator
-        self._decode = tokenizer.create_decoder(skip_special_tokens=True)
-        self._outputs = outputs
+        super().__init__(generator, tokenizer, outputs)
         self._output_dir = output_dir
         self._name = name
 
     @override
-    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        add_seq_generator_metrics(metric_bag)
+    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
+        return {
+            INDEX: row[INDEX],
+            "instruction": row["instruction"],
+            "output": text.strip(),
+            "generator": self._name,
+            "dataset": row["dataset"],
+        }
 
     @override
-    def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> None:
-        seqs, layout = batch.as_input()
-        output = self._generator(seqs, layout)
-        update_seq_generator_metrics(metric_bag, output)
-        rows = batch.example
-        assert isinstance(rows, list)
-        self._outputs.write(
-            {
-                INDEX: row[INDEX],
-                "instruction": row["instruction"],
-                "output": self._decode(hypotheses[0].seq).strip(),
-                "generator": self._name,
-                "dataset": row["dataset"],
-            }
-            for row, hypotheses in zip(rows, output.hypotheses, strict=True)
+    def finish(self, rows: list[dict[str, Any]]) -> None:
+        outputs = [{k: v for k, v in row.items() if k != INDEX} for row in rows]
+        atomic_write_text(
+            self._output_dir / MODEL_OUTPUTS,
+            json.dumps(outputs, indent=2, ensure_ascii=False) + "\n",
         )
-
-    @override
-    def finalize(self, metric_bag: MetricBag) -> None:
-        rows = self._outputs.gather()
-        if rows is not None:
-            outputs = [{k: v for k, v in row.items() if k != INDEX} for row in rows]
-            atomic_write_text(
-                self._output_dir / MODEL_OUTPUTS,
-                json.dumps(outputs, indent=2, ensure_ascii=False) + "\n",
-            )

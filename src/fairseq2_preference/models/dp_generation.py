@@ -3,7 +3,8 @@
 ``fairseq2 lm alpaca_eval`` and ``fairseq2 lm preference_sample`` are fairseq2
 generator recipes: fairseq2 builds the model, the sequence generator and the
 gangs; these helpers feed each data-parallel rank its shard of the prompts and
-gather what the ranks wrote. Each rank writes ``outputs/rank_<dp>.jsonl``
+gather what the ranks wrote (:class:`RowGenerationUnit`, their unit's shared
+shape). Each rank writes ``outputs/rank_<dp>.jsonl``
 (tensor-parallel ranks hold the same outputs: only ``tp`` rank 0 writes); after
 a barrier, rank 0 reads them all back in the prompts' order.
 """
@@ -11,6 +12,7 @@ a barrier, rank 0 reads them all back in the prompts' order.
 from __future__ import annotations
 
 import json
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -19,7 +21,12 @@ from fairseq2.data.data_pipeline import read_sequence
 from fairseq2.data.tokenizers import Tokenizer
 from fairseq2.datasets import DataPipelineReader, SequenceBatch, SyncMode
 from fairseq2.gang import Gangs
+from fairseq2.generation import SequenceGenerator
+from fairseq2.generator import GeneratorUnit
+from fairseq2.metrics import MetricBag
+from fairseq2.metrics.common import add_seq_generator_metrics, update_seq_generator_metrics
 from torch.nn.utils.rnn import pad_sequence
+from typing_extensions import override
 
 INDEX = "index"
 """The position of a prompt in the input: how the ranks' outputs are put back in order."""
@@ -89,3 +96,46 @@ class RankOutputs:
         ]
         rows.sort(key=lambda row: row[INDEX])
         return rows
+
+
+class RowGenerationUnit(GeneratorUnit[SequenceBatch]):
+    """One generated sequence per input row of :func:`prompt_reader`: each rank writes
+    :meth:`output_row` of every row and its decoded text to its :class:`RankOutputs`;
+    when all are done, rank 0 hands every output row, in input order, to :meth:`finish`."""
+
+    def __init__(
+        self, generator: SequenceGenerator, tokenizer: Tokenizer, outputs: RankOutputs
+    ) -> None:
+        self._generator = generator
+        self._decode = tokenizer.create_decoder(skip_special_tokens=True)
+        self._outputs = outputs
+
+    @abstractmethod
+    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
+        """What is kept of an input row (with its :data:`INDEX`) and its generated text."""
+
+    @abstractmethod
+    def finish(self, rows: list[dict[str, Any]]) -> None:
+        """Write the gathered output rows (rank 0 only)."""
+
+    @override
+    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
+        add_seq_generator_metrics(metric_bag)
+
+    @override
+    def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> None:
+        seqs, layout = batch.as_input()
+        output = self._generator(seqs, layout)
+        update_seq_generator_metrics(metric_bag, output)
+        rows = batch.example
+        assert isinstance(rows, list)
+        self._outputs.write(
+            self.output_row(row, self._decode(hypotheses[0].seq))
+            for row, hypotheses in zip(rows, output.hypotheses, strict=True)
+        )
+
+    @override
+    def finalize(self, metric_bag: MetricBag) -> None:
+        rows = self._outputs.gather()
+        if rows is not None:
+            self.finish(rows)

@@ -19,9 +19,10 @@ its lowest. Built in:
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 from fairseq2_preference.data_prep.gsm8k import final_number
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
@@ -113,36 +114,44 @@ def _field(row: Mapping[str, Any], name: str, judge: str) -> Any:
 
 
 @dataclass(frozen=True)
-class ContainsJudge:
+class RuleJudge(ABC):
+    """A rule scoring each completion against one field of its prompt row."""
+
     field: str
+    name: ClassVar[str]
 
     def score(
         self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
     ) -> Scores:
-        scores = []
-        for row, texts in zip(prompts, completions, strict=True):
-            expected = _field(row, self.field, "contains")
-            wanted = [expected] if isinstance(expected, str) else list(expected)
-            scores.append([float(any(w.lower() in text.lower() for w in wanted)) for text in texts])
-        return scores
+        return [
+            self.rule(row, _field(row, self.field, self.name), texts)
+            for row, texts in zip(prompts, completions, strict=True)
+        ]
+
+    @abstractmethod
+    def rule(self, row: Mapping[str, Any], value: Any, texts: Sequence[str]) -> list[float]:
+        """The scores of ``texts``, completions of ``row`` whose ``field`` holds ``value``."""
 
 
 @dataclass(frozen=True)
-class Gsm8kJudge:
-    field: str
+class ContainsJudge(RuleJudge):
+    name: ClassVar[str] = "contains"
 
-    def score(
-        self, prompts: Sequence[Mapping[str, Any]], completions: Sequence[Sequence[str]]
-    ) -> Scores:
-        scores = []
-        for row, texts in zip(prompts, completions, strict=True):
-            answer = _field(row, self.field, "gsm8k")
-            gold = float(answer) if isinstance(answer, int | float) else final_number(str(answer))
-            if gold is None:
-                raise PreferenceDataError(
-                    f"Prompt {row.get('id')!r}: '{self.field}' is neither a number nor a "
-                    "solution ending in '#### <number>'."
-                )
-            values = [final_number(text) for text in texts]
-            scores.append([float(v is not None and abs(v - gold) < 1e-6) for v in values])
-        return scores
+    def rule(self, row: Mapping[str, Any], value: Any, texts: Sequence[str]) -> list[float]:
+        wanted = [value] if isinstance(value, str) else list(value)
+        return [float(any(w.lower() in text.lower() for w in wanted)) for text in texts]
+
+
+@dataclass(frozen=True)
+class Gsm8kJudge(RuleJudge):
+    name: ClassVar[str] = "gsm8k"
+
+    def rule(self, row: Mapping[str, Any], value: Any, texts: Sequence[str]) -> list[float]:
+        gold = float(value) if isinstance(value, int | float) else final_number(str(value))
+        if gold is None:
+            raise PreferenceDataError(
+                f"Prompt {row.get('id')!r}: '{self.field}' is neither a number nor a "
+                "solution ending in '#### <number>'."
+            )
+        values = [final_number(text) for text in texts]
+        return [float(v is not None and abs(v - gold) < 1e-6) for v in values]

@@ -35,7 +35,13 @@ RATING = re.compile(r"-?\d+(?:\.\d+)?")
 
 class OpenAIJudge:
     def __init__(self, config: JudgeConfig) -> None:
-        from openai import OpenAI
+        try:
+            from openai import OpenAI
+        except ImportError:
+            raise PreferenceConfigError(
+                "The openai judge needs the `openai` package: ./setup.sh --extras eval "
+                "(or pip install openai)."
+            ) from None
 
         key = os.environ.get(config.api_key_env)
         if not key and config.base_url is None:

@@ -13,16 +13,13 @@ The first stage of every ``preference_iterate`` round, and usable alone.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fairseq2.data.tokenizers import Tokenizer
-from fairseq2.datasets import SequenceBatch
 from fairseq2.generation import SequenceGenerator
-from fairseq2.generator import GeneratorUnit
-from fairseq2.metrics import MetricBag
-from fairseq2.metrics.common import add_seq_generator_metrics, update_seq_generator_metrics
 from fairseq2.recipe.base import Recipe, RecipeContext
 from fairseq2.recipe.config import (
     SAMPLING_GENERATOR,
@@ -42,7 +39,12 @@ from typing_extensions import override
 from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.io import atomic_write_jsonl
 from fairseq2_preference.models.checkpoints import describe_tokenizer_path, follow_policy
-from fairseq2_preference.models.dp_generation import INDEX, RankOutputs, prompt_reader
+from fairseq2_preference.models.dp_generation import (
+    INDEX,
+    RankOutputs,
+    RowGenerationUnit,
+    prompt_reader,
+)
 from fairseq2_preference.online.prompts import load_prompts
 
 SAMPLES_FILE = "samples.jsonl"
@@ -132,7 +134,7 @@ class SampleRecipe(Recipe):
         return SampleConfig
 
 
-class SampleUnit(GeneratorUnit[SequenceBatch]):
+class SampleUnit(RowGenerationUnit):
     def __init__(
         self,
         generator: SequenceGenerator,
@@ -140,32 +142,16 @@ class SampleUnit(GeneratorUnit[SequenceBatch]):
         outputs: RankOutputs,
         output_dir: Path,
     ) -> None:
-        self._generator = generator
-        self._decode = tokenizer.create_decoder(skip_special_tokens=True)
-        self._outputs = outputs
+        super().__init__(generator, tokenizer, outputs)
         self._output_dir = output_dir
 
     @override
-    def prepare_metric_bag(self, metric_bag: MetricBag) -> None:
-        add_seq_generator_metrics(metric_bag)
+    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
+        return {**row, "completion": text}
 
     @override
-    def process_batch(self, batch: SequenceBatch, metric_bag: MetricBag) -> None:
-        seqs, layout = batch.as_input()
-        output = self._generator(seqs, layout)
-        update_seq_generator_metrics(metric_bag, output)
-        rows = batch.example
-        assert isinstance(rows, list)
-        self._outputs.write(
-            {**row, "completion": self._decode(hypotheses[0].seq)}
-            for row, hypotheses in zip(rows, output.hypotheses, strict=True)
-        )
-
-    @override
-    def finalize(self, metric_bag: MetricBag) -> None:
-        rows = self._outputs.gather()
-        if rows is not None:
-            atomic_write_jsonl(self._output_dir / SAMPLES_FILE, group_samples(rows))
+    def finish(self, rows: list[dict[str, Any]]) -> None:
+        atomic_write_jsonl(self._output_dir / SAMPLES_FILE, group_samples(rows))
 
 
 def group_samples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
