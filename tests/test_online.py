@@ -224,7 +224,7 @@ def test_three_rounds_from_the_sft_model_raise_the_held_out_score(
 @pytest.mark.distributed
 def test_a_round_under_torchrun(tmp_path: Path, tiny_assets: Path, tiny_sft: Path) -> None:
     """Sampling and training each on 2 processes (gloo): every prompt sampled K times
-    once, in order, and DPO trained from the SFT policy."""
+    once, in order, and DPO trained from the SFT policy, with the reference cache."""
     out = tmp_path / "online"
     launcher = (
         f"launcher=[{sys.executable}, -m, torch.distributed.run, --standalone, "
@@ -248,10 +248,13 @@ def test_a_round_under_torchrun(tmp_path: Path, tiny_assets: Path, tiny_sft: Pat
     (out / "round_1" / "scores.jsonl").unlink()
     (out / "iterate.yaml").unlink()
     config.judge = JudgeConfig(name="contains")
+    cache = tmp_path / "reference_cache"  # the round's reference log-probs, computed once
+    config.train.overrides += ["reference_model.cache=auto", f"reference_model.cache_dir={cache}"]
     rows = Iteration(config, out)()
     metrics = (out / "round_1" / "train" / "metrics" / "train.jsonl").read_text().splitlines()
     assert rows[0]["pairs"] > 0 and json.loads(metrics[0])["DPO Loss"] == pytest.approx(
         math.log(2), abs=1e-4
     )
+    assert len([p for p in cache.iterdir() if p.is_dir()]) == 1  # the train split's entry
     ranks = sorted(p.name for p in (out / "round_1" / "sample" / "outputs").iterdir())
     assert ranks == ["rank_0.jsonl", "rank_1.jsonl"]
