@@ -17,7 +17,7 @@ import yaml
 
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from fairseq2_preference.online.config import load_config
-from fairseq2_preference.online.judges import JudgeConfig, create_judge
+from fairseq2_preference.online.judges import JudgeConfig, check_judge, create_judge
 from fairseq2_preference.online.pairs import best_vs_worst
 from fairseq2_preference.online.prompts import load_prompts
 from fairseq2_preference.online.rounds import Iteration, StageFailed
@@ -69,6 +69,8 @@ def test_rule_judges() -> None:
         gsm8k.score([{"id": "q7", "src": "s"}], [["#### 1"]])
     with pytest.raises(PreferenceConfigError, match="Unknown judge 'llm'"):
         create_judge(JudgeConfig(name="llm"))
+    with pytest.raises(PreferenceConfigError, match=r"judge\.path=None is not a Hugging Face"):
+        check_judge(JudgeConfig(name="reward_model"))
 
 
 def test_reward_model_scores_each_sequence_as_it_would_alone(
@@ -143,8 +145,32 @@ def test_bad_configs_are_one_paragraph(tmp_path: Path, capfd: pytest.CaptureFixt
     assert status == 2 and "`samples_per_prompt` at least 2" in output
     status, output = run_in_process([*args, "judge.nmae=x"], capfd)
     assert status == 2 and "config is not valid" in output and "Traceback" not in output
+    status, output = run_in_process([*args, "judge={name: reward_model}"], capfd)
+    assert status == 2 and "judge.path=None" in output and not (tmp_path / "out").exists()
     status, output = run_in_process(args[:5], capfd)
     assert status == 2 and "`prompts` field" in output and "`path` field has no default" in output
+
+
+def test_prompts_per_round_are_fresh_blocks_of_a_seeded_shuffle(tiny_assets: Path) -> None:
+    config = load_config(ONLINE_CONFIG, [*online_overrides(tiny_assets, tiny_assets), "rounds=3"])
+    every = Iteration(config, tiny_assets).prompts(1)
+    train = [row["id"] for row in every if row["split"] == "train"]
+    held_out = [row for row in every if row["split"] == "held_out"]
+    assert len(train) == 56 and len(held_out) == 8
+
+    config.prompts_per_round = 20
+    rounds = [Iteration(config, tiny_assets).prompts(r) for r in (1, 2, 3)]
+    blocks = [[row["id"] for row in rows if row["split"] == "train"] for rows in rounds]
+    assert all(len(block) == 20 and block == sorted(block, key=train.index) for block in blocks)
+    assert not set(blocks[0]) & set(blocks[1])
+    assert len(set(blocks[2]) - set(blocks[0]) - set(blocks[1])) == 16  # the rest, then wraps
+    assert all([row for row in rows if row["split"] == "held_out"] == held_out for rows in rounds)
+    config.seed += 1
+    assert [row["id"] for row in Iteration(config, tiny_assets).prompts(1)][:20] != blocks[0]
+    with pytest.raises(PreferenceConfigError, match="prompts_per_round"):
+        load_config(
+            ONLINE_CONFIG, [*online_overrides(tiny_assets, tiny_assets), "prompts_per_round=0"]
+        )
 
 
 def in_process(calls: list[str], fail_at: str | None = None) -> Any:

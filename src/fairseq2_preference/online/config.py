@@ -60,7 +60,13 @@ class IterateConfig:
     uses it as the reference; round r starts from round r-1's policy, its reference."""
 
     prompts: PromptSection
-    """The prompts sampled and trained on each round."""
+    """The training prompts."""
+
+    prompts_per_round: int | None = None
+    """``None``: every training prompt, every round. N: round r samples the r-th
+    block of N prompts of a shuffle seeded by ``seed`` — fresh prompts each round,
+    as iterative DPO recipes do (Xiong et al. 2024 split theirs in three) — going
+    on from the shuffle's start when it runs out."""
 
     held_out: PromptSection | None = None
     """Prompts never trained on: each policy's completions on them are judged
@@ -139,6 +145,8 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
             f"The preference_iterate config is not valid: {' '.join(map(str, causes))} (see "
             "OVERVIEW.md, 'Online, iterative DPO')."
         ) from None
+    if config.prompts_per_round is not None and config.prompts_per_round < 1:
+        raise PreferenceConfigError("`prompts_per_round` must be at least 1 (or null: all).")
     if config.rounds < 1 or config.samples_per_prompt < 2:
         raise PreferenceConfigError(
             "`rounds` must be at least 1 and `samples_per_prompt` at least 2 (a pair needs two)."

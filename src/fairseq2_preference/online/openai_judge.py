@@ -43,12 +43,7 @@ class OpenAIJudge:
                 "(or pip install openai)."
             ) from None
 
-        key = os.environ.get(config.api_key_env)
-        if not key and config.base_url is None:
-            raise PreferenceConfigError(
-                f"The openai judge needs an API key in ${config.api_key_env}, or judge.base_url "
-                "pointing at an OpenAI-compatible server."
-            )
+        key = os.environ.get(config.api_key_env)  # or a base_url: check_judge
         self.client = OpenAI(base_url=config.base_url, api_key=key or "sk-local")
         self.model = config.model
         self.template = config.template or DEFAULT_TEMPLATE

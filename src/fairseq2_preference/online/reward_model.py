@@ -14,12 +14,10 @@ on the first CUDA device when there is one, float32 on the CPU.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 
-from fairseq2_preference.errors import PreferenceConfigError
 from fairseq2_preference.online.judges import JudgeConfig, Scores, regroup
 
 
@@ -27,11 +25,7 @@ class RewardModelJudge:
     def __init__(self, config: JudgeConfig) -> None:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        if config.path is None or not (Path(config.path) / "config.json").is_file():
-            raise PreferenceConfigError(
-                f"judge.path={config.path!r} is not a Hugging Face model directory (no "
-                "config.json): point it at a sequence-classification reward model."
-            )
+        assert config.path is not None  # check_judge
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.type == "cuda" else torch.float32
         self.tokenizer = AutoTokenizer.from_pretrained(config.path)  # type: ignore[no-untyped-call]

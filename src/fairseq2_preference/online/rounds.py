@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import subprocess
 import sys
 from collections import Counter
@@ -33,12 +34,13 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from fairseq2_preference.io import atomic_write_jsonl, atomic_write_text
 from fairseq2_preference.online.config import IterateConfig, PolicySection, unstructure
-from fairseq2_preference.online.judges import Judge, create_judge
+from fairseq2_preference.online.judges import check_judge, create_judge
 from fairseq2_preference.online.pair_eval import SUMMARY as LOGPS_SUMMARY
 from fairseq2_preference.online.pair_eval import reward_accuracy, sequence_logps
 from fairseq2_preference.online.pairs import best_vs_worst
@@ -81,10 +83,10 @@ class Iteration:
         self.config = config
         self.out_dir = out_dir
         self.run = run or subprocess_runner(config.launcher)
-        self._judge: Judge | None = None
 
     def __call__(self) -> list[dict[str, Any]]:
         """Run the rounds not yet done; the rows of ``rounds.jsonl``."""
+        check_judge(self.config.judge)
         self.check_config()
         rows = []
         policy = self.config.policy
@@ -103,12 +105,6 @@ class Iteration:
         """The policy round ``r`` trained: its run's last checkpoint."""
         checkpoints = self.round_dir(r) / "train" / "checkpoints"
         return PolicySection(name="last_checkpoint", checkpoint_dir=str(checkpoints))
-
-    @property
-    def judge(self) -> Judge:
-        if self._judge is None:
-            self._judge = create_judge(self.config.judge)
-        return self._judge
 
     def check_config(self) -> None:
         file = self.out_dir / CONFIG_FILE
@@ -132,7 +128,7 @@ class Iteration:
         if (directory / SUMMARY).is_file():
             done: dict[str, Any] = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
             return done
-        scored = self.sample_and_score(directory, r, policy, self.prompts())
+        scored = self.sample_and_score(directory, r, policy, self.prompts(r))
         drops: Counter[str] = Counter()
         pairs = {
             split: best_vs_worst(
@@ -177,20 +173,26 @@ class Iteration:
         if (directory / SUMMARY).is_file():
             done: dict[str, Any] = json.loads((directory / SUMMARY).read_text(encoding="utf-8"))
             return done
-        held_out = [row for row in self.prompts() if row["split"] == HELD_OUT]
+        held_out = [row for row in self.prompts(r) if row["split"] == HELD_OUT]
         scored = self.sample_and_score(directory, r + 1, policy, held_out)
         summary = {"round": None, "policy": describe(policy), **mean_scores(scored)}
         atomic_write_text(directory / SUMMARY, json.dumps(summary, indent=2) + "\n")
         return summary
 
-    def prompts(self) -> list[dict[str, Any]]:
-        sections = ((TRAIN, self.config.prompts), (HELD_OUT, self.config.held_out))
-        return [
-            {**row, "split": split}
-            for split, section in sections
-            if section is not None
-            for row in load_prompts(section.path, section.split)
-        ]
+    def prompts(self, r: int) -> list[dict[str, Any]]:
+        """Round ``r``'s training prompts (``prompts_per_round``), then every held-out one."""
+        train = load_prompts(self.config.prompts.path, self.config.prompts.split)
+        per_round = self.config.prompts_per_round
+        if per_round is not None and per_round < len(train):
+            order = random.Random(self.config.seed).sample(range(len(train)), len(train))
+            start = (r - 1) * per_round % len(train)
+            train = [train[i] for i in sorted((order * 2)[start : start + per_round])]
+        held_out = self.config.held_out
+        return [{**row, "split": TRAIN} for row in train] + (
+            []
+            if held_out is None
+            else [{**row, "split": HELD_OUT} for row in load_prompts(held_out.path, held_out.split)]
+        )
 
     def sample_and_score(
         self, directory: Path, seed: int, policy: PolicySection, prompts: list[dict[str, Any]]
@@ -209,7 +211,12 @@ class Iteration:
                  f"common.seed={self.config.seed + seed}"],
             )  # fmt: skip
         samples = read_jsonl(samples_file)
-        scores = self.judge.score(samples, [row["completions"] for row in samples])
+        # Built per round and freed: a reward model's GPU memory belongs to the stages.
+        judge = create_judge(self.config.judge)
+        scores = judge.score(samples, [row["completions"] for row in samples])
+        del judge
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
         scored = [{**row, "scores": s} for row, s in zip(samples, scores, strict=True)]
         atomic_write_jsonl(scores_file, scored)
         return scored
