@@ -17,7 +17,8 @@ import yaml
 
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from fairseq2_preference.online.config import load_config
-from fairseq2_preference.online.judges import JudgeConfig, check_judge, create_judge
+from fairseq2_preference.online.judges import JudgeConfig
+from fairseq2_preference.online.judging import check_judge, create_judge
 from fairseq2_preference.online.pairs import best_vs_worst
 from fairseq2_preference.online.prompts import load_prompts
 from fairseq2_preference.online.rounds import Iteration, StageFailed

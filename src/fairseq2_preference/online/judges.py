@@ -19,15 +19,13 @@ its lowest. Built in:
 
 from __future__ import annotations
 
-import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
 from fairseq2_preference.data_prep.gsm8k import final_number
-from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
+from fairseq2_preference.errors import PreferenceDataError
 
 Scores = list[list[float]]
 
@@ -86,41 +84,6 @@ def regroup(flat: Sequence[float], completions: Sequence[Sequence[str]]) -> Scor
         scores.append(list(flat[start : start + len(group)]))
         start += len(group)
     return scores
-
-
-def check_judge(config: JudgeConfig) -> None:
-    """Fail before any sampling on a judge that cannot be built (no model is loaded)."""
-    if config.name not in ("contains", "gsm8k", "reward_model", "openai"):
-        raise PreferenceConfigError(
-            f"Unknown judge '{config.name}': use contains, gsm8k, reward_model or openai."
-        )
-    if config.name == "reward_model" and (
-        config.path is None or not (Path(config.path) / "config.json").is_file()
-    ):
-        raise PreferenceConfigError(
-            f"judge.path={config.path!r} is not a Hugging Face model directory (no "
-            "config.json): point it at a sequence-classification reward model."
-        )
-    if config.name == "openai" and not os.environ.get(config.api_key_env) and not config.base_url:
-        raise PreferenceConfigError(
-            f"The openai judge needs an API key in ${config.api_key_env}, or judge.base_url "
-            "pointing at an OpenAI-compatible server."
-        )
-
-
-def create_judge(config: JudgeConfig) -> Judge:
-    check_judge(config)
-    if config.name == "contains":
-        return ContainsJudge(config.field or "expected")
-    if config.name == "gsm8k":
-        return Gsm8kJudge(config.field or "answer")
-    if config.name == "reward_model":
-        from fairseq2_preference.online.reward_model import RewardModelJudge
-
-        return RewardModelJudge(config)
-    from fairseq2_preference.online.openai_judge import OpenAIJudge
-
-    return OpenAIJudge(config)
 
 
 def _field(row: Mapping[str, Any], name: str, judge: str) -> Any:

@@ -40,7 +40,7 @@ import yaml
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from fairseq2_preference.io import atomic_write_jsonl, atomic_write_text
 from fairseq2_preference.online.config import IterateConfig, PolicySection, unstructure
-from fairseq2_preference.online.judges import check_judge, create_judge
+from fairseq2_preference.online.judging import check_judge, create_judge
 from fairseq2_preference.online.pair_eval import SUMMARY as LOGPS_SUMMARY
 from fairseq2_preference.online.pair_eval import reward_accuracy, sequence_logps
 from fairseq2_preference.online.pairs import best_vs_worst
