@@ -5,7 +5,8 @@ Turbo judge is read: one token, ``m`` or ``M``, with ``top_logprobs`` for both.
 Its rule — the longer output wins, equal lengths draw — makes the win rate of a
 set of outputs computable without it (:func:`expected_win_rate`). A rating
 request (``preference_iterate``'s ``openai`` judge: ``[Response]`` then the text)
-gets :func:`expected_rating`; a response containing ``UNRATEABLE`` gets prose.
+gets :func:`expected_rating`; a response containing ``UNRATEABLE`` gets prose, one
+containing ``BADREQUEST`` an HTTP 400.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         prompt = "".join(str(m.get("content", "")) for m in body["messages"])
+        if "BADREQUEST" in prompt:  # refused, as a server refuses (not retried by the client)
+            self.send_error(400, "bad request")
+            return
         if "[Response]\n" in prompt:
             self._answer(body, expected_rating(prompt.split("[Response]\n", 1)[1]), None)
             return

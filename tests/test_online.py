@@ -110,6 +110,11 @@ def test_reward_model_scores_each_sequence_as_it_would_alone(
 
     with pytest.raises(PreferenceConfigError, match="not a Hugging Face model directory"):
         create_judge(JudgeConfig(name="reward_model", path=str(tmp_path)))
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"]}')
+    with pytest.raises(PreferenceConfigError, match="untrained reward head"):
+        create_judge(JudgeConfig(name="reward_model", path=str(tmp_path)))
+    with pytest.raises(PreferenceConfigError, match="batch_size"):
+        create_judge(JudgeConfig(name="contains", batch_size=0))
 
 
 def test_openai_judge_reads_ratings_from_a_compatible_server(
@@ -118,13 +123,18 @@ def test_openai_judge_reads_ratings_from_a_compatible_server(
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     with pytest.raises(PreferenceConfigError, match=r"\$OPENAI_API_KEY"):
         create_judge(JudgeConfig(name="openai"))
-    completions = [["one two three", "a b c d e f g h i j k l"], ["UNRATEABLE", "ok"]]
+    completions = [["one two three", "a b c d e f g h i j k l"], ["UNRATEABLE", "ok", "BADREQUEST"]]
     rows = [{"id": 1, "src": "Say three words."}, {"id": 2, "src": "Hi"}]
     with fake_judge() as url:
         judge = create_judge(JudgeConfig(name="openai", base_url=url, max_workers=3))
         scores = judge.score(rows, completions)
     assert scores[0] == [float(expected_rating(t)) for t in completions[0]] == [3.0, 10.0]
-    assert math.isnan(scores[1][0]) and scores[1][1] == 1.0
+    assert math.isnan(scores[1][0]) and scores[1][1] == 1.0 and math.isnan(scores[1][2])
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    assert create_judge(JudgeConfig(name="openai", base_url=url)).client.api_key == "sk-local"
+    monkeypatch.setenv("MY_SERVER_KEY", "k")
+    judge = create_judge(JudgeConfig(name="openai", base_url=url, api_key_env="MY_SERVER_KEY"))
+    assert judge.client.api_key == "k"  # OpenAI's key only goes to OpenAI
 
 
 def test_bad_prompt_rows_are_named_by_file_and_line(tmp_path: Path) -> None:
@@ -146,10 +156,16 @@ def test_bad_configs_are_one_paragraph(tmp_path: Path, capfd: pytest.CaptureFixt
     assert status == 2 and "`samples_per_prompt` at least 2" in output
     status, output = run_in_process([*args, "judge.nmae=x"], capfd)
     assert status == 2 and "config is not valid" in output and "Traceback" not in output
+    status, output = run_in_process([*args, "pairs_per_prompt=0"], capfd)
+    assert status == 2 and "`pairs_per_prompt` must be at least 1" in output
+    status, output = run_in_process([*args, "train.overrides=[lora.rank=8]"], capfd)
+    assert status == 2 and "LoRA rounds are not supported" in output
     status, output = run_in_process([*args, "judge={name: reward_model}"], capfd)
     assert status == 2 and "judge.path=None" in output and not (tmp_path / "out").exists()
     status, output = run_in_process(args[:5], capfd)
     assert status == 2 and "`prompts` field" in output and "`path` field has no default" in output
+    status, output = run_in_process([*args, "train.overrides=[lora.rank=8, lora=null]"], capfd)
+    assert status == 2 and "LoRA" not in output  # the last override decides (then: no prompts)
 
 
 def test_prompts_per_round_are_fresh_blocks_of_a_seeded_shuffle(tiny_assets: Path) -> None:
@@ -168,6 +184,9 @@ def test_prompts_per_round_are_fresh_blocks_of_a_seeded_shuffle(tiny_assets: Pat
     assert all([row for row in rows if row["split"] == "held_out"] == held_out for rows in rounds)
     config.seed += 1
     assert [row["id"] for row in Iteration(config, tiny_assets).prompts(1)][:20] != blocks[0]
+    config.held_out = config.prompts  # held-out prompts must never be trained on
+    with pytest.raises(PreferenceDataError, match=r"56 held-out prompt.*also training prompts"):
+        Iteration(config, tiny_assets).prompts(1)
     with pytest.raises(PreferenceConfigError, match="prompts_per_round"):
         load_config(
             ONLINE_CONFIG, [*online_overrides(tiny_assets, tiny_assets), "prompts_per_round=0"]

@@ -28,7 +28,7 @@ from fairseq2.metrics.common import add_seq_generator_metrics, update_seq_genera
 from torch.nn.utils.rnn import pad_sequence
 from typing_extensions import override
 
-INDEX = "index"
+INDEX = "_row_index"
 """The position of a prompt in the input: how the ranks' outputs are put back in order."""
 
 
@@ -89,9 +89,10 @@ class RankOutputs:
         self._gangs.root.barrier()
         if self._gangs.root.rank != 0:
             return None
-        rows = [
+        files = [self._dir / f"rank_{rank}.jsonl" for rank in range(self._gangs.dp.size)]
+        rows = [  # only this run's ranks: an earlier attempt may have had more
             json.loads(line)
-            for file in sorted(self._dir.glob("rank_*.jsonl"))
+            for file in files
             for line in file.read_text(encoding="utf-8").splitlines()
         ]
         rows.sort(key=lambda row: row[INDEX])

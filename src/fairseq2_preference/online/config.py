@@ -123,7 +123,7 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
         for stage in ("sample", "train"):
             section = tree.get(stage)
             if isinstance(section, dict) and isinstance(section.get("config_file"), str):
-                section["config_file"] = str(file.parent / section["config_file"])
+                section["config_file"] = str((file.parent / section["config_file"]).resolve())
     for override in overrides:
         key, sep, value = override.partition("=")
         if not sep or not key:
@@ -147,9 +147,16 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
         ) from None
     if config.prompts_per_round is not None and config.prompts_per_round < 1:
         raise PreferenceConfigError("`prompts_per_round` must be at least 1 (or null: all).")
-    if config.rounds < 1 or config.samples_per_prompt < 2:
+    if config.rounds < 1 or config.samples_per_prompt < 2 or config.pairs_per_prompt < 1:
         raise PreferenceConfigError(
-            "`rounds` must be at least 1 and `samples_per_prompt` at least 2 (a pair needs two)."
+            "`rounds` and `pairs_per_prompt` must be at least 1 and `samples_per_prompt` at "
+            "least 2 (a pair needs two)."
+        )
+    if uses_lora(config.train):
+        raise PreferenceConfigError(
+            "LoRA rounds are not supported yet: each round's policy must be a full checkpoint "
+            "(adapter-only checkpoints cannot be sampled from). Remove `lora` from the train "
+            "config and overrides."
         )
     policy = config.policy
     if (policy.name is None) == (policy.path is None):
@@ -161,6 +168,17 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
             "to the run's checkpoints/ directory (e.g. an SFT run's)."
         )
     return config
+
+
+def uses_lora(train: StageSection) -> bool:
+    """Whether the train stage's config file or overrides set a ``lora`` section."""
+    overrides = [o for o in train.overrides if o.split("=", 1)[0].split(".")[0] == "lora"]
+    if overrides:  # the last one decides
+        return not overrides[-1].replace(" ", "").endswith("=null")
+    if train.config_file is None or not Path(train.config_file).is_file():
+        return False
+    stage = yaml.safe_load(Path(train.config_file).read_text(encoding="utf-8")) or {}
+    return isinstance(stage, dict) and stage.get("lora") is not None
 
 
 def unstructure(config: IterateConfig) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from fairseq2_preference.data_prep.gsm8k import final_number
 from fairseq2_preference.errors import PreferenceDataError
 
 Scores = list[list[float]]
+OPENAI_KEY_ENV = "OPENAI_API_KEY"
 
 
 class Judge(Protocol):
@@ -61,8 +62,9 @@ class JudgeConfig:
     model: str = "gpt-4o-mini"
     """``openai``: the chat model that rates."""
 
-    api_key_env: str = "OPENAI_API_KEY"
-    """``openai``: the environment variable holding the API key (never logged)."""
+    api_key_env: str = OPENAI_KEY_ENV
+    """``openai``: the environment variable holding the API key (never logged); with
+    ``base_url`` set, ``OPENAI_API_KEY`` is not sent: name the server's own variable."""
 
     max_workers: int = 8
     """``openai``: concurrent requests."""

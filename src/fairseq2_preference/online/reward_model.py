@@ -5,8 +5,11 @@ The reward of a completion is the model's first logit on ``src + completion +
 suffix`` — the prompt formatted exactly as for training (so a reward model
 trained on the same chat format reads what it was trained on), the tokenizer's
 own special tokens added (BOS for Llama 3). Sequences are scored in batches of
-similar length, padded on the right; the model pools at each sequence's last
-real token (``config.pad_token_id``), so a reward does not depend on its batch.
+similar length, padded on the right with ``config.pad_token_id``; transformers
+pools at each sequence's last token that is not that id — as in the reward
+model's own training — so a reward does not depend on its batch. (A model whose
+pad id is its end-of-turn token therefore reads the reward before a ``suffix`` of
+that token, as it was trained to.)
 A model without a pad token is scored one sequence at a time. It runs in bf16
 on the first CUDA device when there is one, float32 on the CPU.
 """

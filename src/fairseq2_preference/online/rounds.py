@@ -18,8 +18,9 @@ run again, so rerunning the command resumes: finished rounds are skipped, an
 interrupted training run resumes from its last checkpoint (fairseq2), an
 interrupted sampling stage starts over. ``OUT/eval_policy_<R>/`` holds the
 last policy's held-out samples and scores, ``OUT/rounds.jsonl`` one row per
-policy. The config is kept in ``OUT/iterate.yaml``; a rerun may only raise
-``rounds``.
+policy. The config is kept in ``OUT/iterate.yaml``; a rerun may change only
+``rounds`` (more runs further; fewer stops earlier) and the ``launcher`` (e.g. a
+smaller allocation after a failure).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from fairseq2_preference.online.sample_recipe import SAMPLES_FILE
 CONFIG_FILE = "iterate.yaml"
 SUMMARY = "summary.json"
 TRAIN, HELD_OUT = "train", "held_out"
+RESUMABLE = ("rounds", "launcher")
+"""What a rerun may change: how many rounds, and how the stages are launched."""
 
 Runner = Callable[[list[str], Path], None]
 """Runs ``fairseq2 ARGS`` (on every rank), its output in the given log file."""
@@ -113,12 +116,13 @@ class Iteration:
             recorded = yaml.safe_load(file.read_text(encoding="utf-8"))
             changed = sorted(
                 key for key in {*recorded, *current}
-                if key != "rounds" and recorded.get(key) != current.get(key)
+                if key not in RESUMABLE and recorded.get(key) != current.get(key)
             )  # fmt: skip
             if changed:
                 raise PreferenceConfigError(
                     f"{self.out_dir} holds rounds run with another config ({', '.join(changed)} "
-                    f"differ from {file}). Use another output directory; only `rounds` may change."
+                    f"differ from {file}). Use another output directory; only "
+                    f"{' and '.join(RESUMABLE)} may change."
                 )
         self.out_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(file, yaml.safe_dump(current, sort_keys=False))
@@ -182,17 +186,23 @@ class Iteration:
     def prompts(self, r: int) -> list[dict[str, Any]]:
         """Round ``r``'s training prompts (``prompts_per_round``), then every held-out one."""
         train = load_prompts(self.config.prompts.path, self.config.prompts.split)
+        held_out = self.config.held_out
+        held_out_rows = [] if held_out is None else load_prompts(held_out.path, held_out.split)
+        trained = {row["src"] for row in train}
+        if shared := [row["id"] for row in held_out_rows if row["src"] in trained]:
+            raise PreferenceDataError(
+                f"{len(shared)} held-out prompt(s) are also training prompts (e.g. {shared[0]!r} "
+                "of held_out): a held-out score must come from prompts never trained on. "
+                "Remove them from one of the two."
+            )
         per_round = self.config.prompts_per_round
         if per_round is not None and per_round < len(train):
             order = random.Random(self.config.seed).sample(range(len(train)), len(train))
             start = (r - 1) * per_round % len(train)
             train = [train[i] for i in sorted((order * 2)[start : start + per_round])]
-        held_out = self.config.held_out
-        return [{**row, "split": TRAIN} for row in train] + (
-            []
-            if held_out is None
-            else [{**row, "split": HELD_OUT} for row in load_prompts(held_out.path, held_out.split)]
-        )
+        return [{**row, "split": TRAIN} for row in train] + [
+            {**row, "split": HELD_OUT} for row in held_out_rows
+        ]
 
     def sample_and_score(
         self, directory: Path, seed: int, policy: PolicySection, prompts: list[dict[str, Any]]
