@@ -193,6 +193,41 @@ def test_prompts_per_round_are_fresh_blocks_of_a_seeded_shuffle(tiny_assets: Pat
         )
 
 
+def test_completions_cut_at_the_length_limit_are_flagged_and_never_paired(
+    tmp_path: Path, tiny_assets: Path, tiny_sft: Path
+) -> None:
+    """The SFT model answers in about 10 tokens: with room for 2 none can end, with
+    room for 32 nearly all do; a cut completion joins no pair."""
+    from fairseq2_preference.cli import main
+
+    def sample(max_gen_len: int) -> list[dict[str, Any]]:
+        out = tmp_path / f"len{max_gen_len}"
+        checkpoints = tiny_sft / "checkpoints"
+        main(["lm", "preference_sample", str(out), "--no-rich", "--no-exit-on-error", "--config",
+              "model.name=last_checkpoint", f"common.assets.prev_checkpoint_dir={checkpoints}",
+              "tokenizer.name=tiny_llama", f"common.assets.extra_paths=[{tiny_assets / 'cards'}]",
+              f"sample.prompts={tiny_assets / 'data' / 'prompts'}", "sample.split=dev",
+              "sample.samples_per_prompt=4",
+              f"seq_generator.config.max_gen_len={max_gen_len}"])  # fmt: skip
+        return [json.loads(line) for line in (out / "samples.jsonl").open()]
+
+    short = [
+        cut
+        for row in sample(2)
+        for cut, text in zip(row["cut"], row["completions"], strict=True)
+        if text
+    ]
+    assert short and all(short)
+    roomy = [cut for row in sample(32) for cut in row["cut"]]
+    assert len(roomy) == 32 and sum(roomy) <= 3
+    drops: Counter[str] = Counter()
+    rows = [
+        {"id": "p", "src": "s", "completions": ["good", "bad", "cut"], "cut": [False, False, True]}
+    ]
+    assert best_vs_worst(rows, [[1.0, 0.5, 0.0]], drops)[0]["tgt_rejected"] == "bad"
+    assert drops == {"completions: cut at max_gen_len": 1}
+
+
 def in_process(calls: list[str], fail_at: str | None = None) -> Any:
     """Runs each stage with our command line in this process (what a subprocess runs,
     without its start-up), recording ``<round dir>/<stage>``; raises at ``fail_at``."""

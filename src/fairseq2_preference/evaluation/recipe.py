@@ -158,7 +158,7 @@ class AlpacaEvalUnit(RowGenerationUnit):
         self._name = name
 
     @override
-    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
+    def output_row(self, row: Mapping[str, Any], text: str, cut: bool) -> dict[str, Any]:
         return {
             INDEX: row[INDEX],
             "instruction": row["instruction"],

@@ -12,6 +12,7 @@ a barrier, rank 0 reads them all back in the prompts' order.
 from __future__ import annotations
 
 import json
+import sys
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -102,18 +103,32 @@ class RankOutputs:
 class RowGenerationUnit(GeneratorUnit[SequenceBatch]):
     """One generated sequence per input row of :func:`prompt_reader`: each rank writes
     :meth:`output_row` of every row and its decoded text to its :class:`RankOutputs`;
-    when all are done, rank 0 hands every output row, in input order, to :meth:`finish`."""
+    when all are done, rank 0 hands every output row, in input order, to :meth:`finish`.
+
+    A sequence is *cut* when it ran into the length limit: fairseq2's generator then
+    ends it with a forced EOS at step ``min(max_seq_len, longest prompt of the batch
+    + max_gen_len)``, which is not the model's own end. Given ``max_gen_len``, the
+    unit says which sequences reached that step (one that chose EOS exactly there
+    counts as cut too)."""
 
     def __init__(
-        self, generator: SequenceGenerator, tokenizer: Tokenizer, outputs: RankOutputs
+        self,
+        generator: SequenceGenerator,
+        tokenizer: Tokenizer,
+        outputs: RankOutputs,
+        max_gen_len: int | None = None,
+        max_seq_len: int | None = None,
     ) -> None:
         self._generator = generator
         self._decode = tokenizer.create_decoder(skip_special_tokens=True)
         self._outputs = outputs
+        self._max_gen_len = max_gen_len
+        self._max_seq_len = min(generator.model.max_seq_len, max_seq_len or sys.maxsize)
 
     @abstractmethod
-    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
-        """What is kept of an input row (with its :data:`INDEX`) and its generated text."""
+    def output_row(self, row: Mapping[str, Any], text: str, cut: bool) -> dict[str, Any]:
+        """What is kept of an input row (with its :data:`INDEX`), its generated text
+        and whether the text was cut at the length limit."""
 
     @abstractmethod
     def finish(self, rows: list[dict[str, Any]]) -> None:
@@ -130,9 +145,16 @@ class RowGenerationUnit(GeneratorUnit[SequenceBatch]):
         update_seq_generator_metrics(metric_bag, output)
         rows = batch.example
         assert isinstance(rows, list)
+        prompt_lens = batch.seq_lens
+        limit = (
+            sys.maxsize
+            if self._max_gen_len is None
+            else min(self._max_seq_len, max(prompt_lens) + self._max_gen_len)
+        )
+        best = [hypotheses[0].seq for hypotheses in output.hypotheses]
         self._outputs.write(
-            self.output_row(row, self._decode(hypotheses[0].seq))
-            for row, hypotheses in zip(rows, output.hypotheses, strict=True)
+            self.output_row(row, self._decode(seq), prompt_len + len(seq) >= limit)
+            for row, prompt_len, seq in zip(rows, prompt_lens, best, strict=True)
         )
 
     @override

@@ -6,8 +6,10 @@ is chosen and the lowest-scored one rejected; ties are broken by sample order
 (the earliest of the best, the latest of the worst), so the choice is
 deterministic given the samples. With ``per_prompt`` n > 1, the
 second best is paired with the second worst, and so on, while the two differ
-in score and no completion is used twice. A prompt whose completions all score
-the same teaches nothing and gives no pair. Rows are ``generic_preference``
+in score and no completion is used twice. A completion ``cut`` at the sampler's
+length limit joins no pair: it has no real end, and training would append EOS to
+it. A prompt whose completions all score the same teaches nothing and gives no
+pair. Rows are ``generic_preference``
 rows with the two scores beside them.
 """
 
@@ -27,8 +29,11 @@ def best_vs_worst(
     pairs = []
     for row, row_scores in zip(samples, scores, strict=True):
         scored: dict[str, float] = {}
-        for text, score in zip(row["completions"], row_scores, strict=True):
-            if not text.strip():
+        cut = row.get("cut") or [False] * len(row["completions"])
+        for text, score, was_cut in zip(row["completions"], row_scores, cut, strict=True):
+            if was_cut:
+                drops["completions: cut at max_gen_len"] += 1
+            elif not text.strip():
                 drops["completions: empty"] += 1
             elif math.isnan(score):
                 drops["completions: the judge gave no score"] += 1

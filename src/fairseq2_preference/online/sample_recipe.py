@@ -112,11 +112,15 @@ class SampleRecipe(Recipe):
             raise PreferenceConfigError("`sample.samples_per_prompt` must be at least 1.")
         prompts = load_prompts(section.prompts, section.split)
         tokenizer = context.get_tokenizer()
+        sampling = config.seq_generator.config
+        max_gen_len = getattr(sampling, "max_gen_len", None)
         unit = SampleUnit(
             context.get_seq_generator(),
             tokenizer,
             RankOutputs(context.output_dir, context.gangs),
             context.output_dir,
+            max_gen_len if isinstance(max_gen_len, int) else None,
+            getattr(sampling, "max_seq_len", None),
         )
         reader = prompt_reader(
             prompts,
@@ -141,13 +145,15 @@ class SampleUnit(RowGenerationUnit):
         tokenizer: Tokenizer,
         outputs: RankOutputs,
         output_dir: Path,
+        max_gen_len: int | None,
+        max_seq_len: int | None,
     ) -> None:
-        super().__init__(generator, tokenizer, outputs)
+        super().__init__(generator, tokenizer, outputs, max_gen_len, max_seq_len)
         self._output_dir = output_dir
 
     @override
-    def output_row(self, row: Mapping[str, Any], text: str) -> dict[str, Any]:
-        return {**row, "completion": text}
+    def output_row(self, row: Mapping[str, Any], text: str, cut: bool) -> dict[str, Any]:
+        return {**row, "completion": text, "cut": cut}
 
     @override
     def finish(self, rows: list[dict[str, Any]]) -> None:
@@ -155,12 +161,15 @@ class SampleUnit(RowGenerationUnit):
 
 
 def group_samples(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per prompt, in prompt order, with its ``completions`` in sampling order."""
+    """One row per prompt, in prompt order, with its ``completions`` in sampling order
+    and, for each, whether it was ``cut`` at the length limit."""
     grouped: dict[int, dict[str, Any]] = {}
     for row in rows:
         prompt = grouped.setdefault(
             row[INDEX],
-            {**{k: v for k, v in row.items() if k not in (INDEX, "completion")}, "completions": []},
-        )
+            {**{k: v for k, v in row.items() if k not in (INDEX, "completion", "cut")},
+             "completions": [], "cut": []},
+        )  # fmt: skip
         prompt["completions"].append(row["completion"])
+        prompt["cut"].append(row["cut"])
     return list(grouped.values())
