@@ -38,7 +38,8 @@ for arg in "$@"; do
   esac
 done
 if [[ $online == 1 && $lora == 1 ]]; then
-  echo "quick-start.sh: --online trains full weights; LoRA rounds are not supported yet" >&2
+  echo "quick-start.sh: --online trains full weights here; for LoRA rounds add lora to the" \
+    "iterate config's train.overrides (OVERVIEW.md, 'Online, iterative DPO')" >&2
   exit 2
 fi
 

@@ -168,3 +168,41 @@ def test_lora_run_exports_a_peft_adapter_for_the_hugging_face_base(
 def test_peft_export_of_a_full_run_is_refused(run: Path, tmp_path: Path) -> None:
     result = run_cli([str(FAIRSEQ2), "lm", "export_hf", str(run), str(tmp_path / "x"), "--peft"])
     assert result.returncode == 2 and "trained without `lora`" in result.stderr
+
+
+def test_lora_run_on_another_runs_checkpoint_exports_on_that_base(
+    run: Path, tiny_assets: Path, tmp_path: Path
+) -> None:
+    """A LoRA run from ``last_checkpoint`` of a previous run (as online rounds and the
+    demo's DPO stage train): the export merges the adapters into that checkpoint, not
+    into a card of the LoRA run's own, adapter-only checkpoints."""
+    import yaml
+    from fairseq2.models.llama import create_llama_model
+    from fairseq2.nn import BatchLayout
+    from transformers import AutoModelForCausalLM
+
+    from fairseq2_preference.models.llama_config import llama_config
+    from fairseq2_preference.models.lora import LoraConfig, apply_lora
+    from fairseq2_preference.models.lora_checkpoint import read_adapters
+
+    lora = tmp_path / "lora"
+    train(
+        lora, tiny_assets, "model.name=last_checkpoint", "reference_model.name=last_checkpoint",
+        f"common.assets.prev_checkpoint_dir={run / 'checkpoints'}",
+        "lora={rank: 4, alpha: 8, dropout: 0.0}", "optimizer.config.lr=0.05", *regime(2, 2),
+    )  # fmt: skip
+    export(lora, tmp_path / "merged")
+
+    card = yaml.safe_load((run / "checkpoints" / "model.yaml").read_text())
+    expected = create_llama_model(llama_config(card["model_config"]))
+    base = run / "checkpoints" / "step_4" / "model" / "pp_00" / "tp_00" / "sdp_00.pt"
+    state = torch.load(base, map_location="cpu", weights_only=True)
+    expected.load_state_dict(state.get("model", state))
+    apply_lora(expected, LoraConfig(rank=4, alpha=8, dropout=0.0))
+    adapters = read_adapters(lora / "checkpoints" / "step_2")
+    expected.load_state_dict({**expected.state_dict(), **adapters})
+    merged = AutoModelForCausalLM.from_pretrained(str(tmp_path / "merged"), dtype=torch.float32)
+    with torch.no_grad():
+        want = expected.eval()(IDS, BatchLayout.of(IDS))
+        torch.testing.assert_close(merged(IDS).logits, want, atol=1e-4, rtol=0)
+        assert (want - fairseq2_logits(run, 4)).abs().max() > 1e-3  # the adapters moved it

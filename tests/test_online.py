@@ -21,7 +21,7 @@ from fairseq2_preference.online.judges import JudgeConfig
 from fairseq2_preference.online.judging import check_judge, create_judge
 from fairseq2_preference.online.pairs import best_vs_worst
 from fairseq2_preference.online.prompts import load_prompts
-from fairseq2_preference.online.rounds import Iteration, StageFailed
+from fairseq2_preference.online.rounds import Iteration, StageFailed, subprocess_runner
 
 from fake_judge import expected_rating, fake_judge
 from helpers import REPO, run_in_process
@@ -158,14 +158,10 @@ def test_bad_configs_are_one_paragraph(tmp_path: Path, capfd: pytest.CaptureFixt
     assert status == 2 and "config is not valid" in output and "Traceback" not in output
     status, output = run_in_process([*args, "pairs_per_prompt=0"], capfd)
     assert status == 2 and "`pairs_per_prompt` must be at least 1" in output
-    status, output = run_in_process([*args, "train.overrides=[lora.rank=8]"], capfd)
-    assert status == 2 and "LoRA rounds are not supported" in output
     status, output = run_in_process([*args, "judge={name: reward_model}"], capfd)
     assert status == 2 and "judge.path=None" in output and not (tmp_path / "out").exists()
     status, output = run_in_process(args[:5], capfd)
     assert status == 2 and "`prompts` field" in output and "`path` field has no default" in output
-    status, output = run_in_process([*args, "train.overrides=[lora.rank=8, lora=null]"], capfd)
-    assert status == 2 and "LoRA" not in output  # the last override decides (then: no prompts)
 
 
 def test_prompts_per_round_are_fresh_blocks_of_a_seeded_shuffle(tiny_assets: Path) -> None:
@@ -238,7 +234,10 @@ def in_process(calls: list[str], fail_at: str | None = None) -> Any:
         calls.append(stage)
         if stage == fail_at:
             raise StageFailed(f"{stage} interrupted")
-        main([*args, "--no-exit-on-error"])
+        if args[1] == "export_hf":  # it starts fairseq2 itself: a process of its own
+            subprocess_runner([])(args, log)
+        else:
+            main([*args, "--no-exit-on-error"])
 
     return run
 
@@ -299,6 +298,34 @@ def test_three_rounds_from_the_sft_model_raise_the_held_out_score(
     assert all(json.loads(line)["chosen_score"] == 1.0 for line in pairs.splitlines())
     assert (out / "round_3" / "train" / "checkpoints").is_dir()
     assert yaml.safe_load((out / "iterate.yaml").read_text())["rounds"] == 3
+
+
+@pytest.mark.slow
+def test_lora_rounds_hand_the_merged_policy_on(
+    tmp_path: Path, tiny_assets: Path, tiny_sft: Path
+) -> None:
+    """With LoRA each round's adapters are merged into a full model (export_hf), which
+    the held-out evaluation, the eval pairs and the next round sample from."""
+    out = tmp_path / "online"
+    lora = [
+        *online_overrides(tiny_assets, tiny_sft), "samples_per_prompt=4",
+        "train.overrides=[regime.num_steps=4, regime.validate_every_n_steps=4, "
+        "regime.checkpoint_every_n_steps=4, 'lora={rank: 4, alpha: 8}']",
+    ]  # fmt: skip
+    calls: list[str] = []
+    rows = Iteration(load_config(ONLINE_CONFIG, [*lora, "rounds=1"]), out, in_process(calls))()
+    merged = out / "round_1" / "policy"
+    assert (merged / "config.json").is_file() and rows[1]["policy"] == str(merged)
+    assert calls.count("round_1/train") == 2  # training, then the export of its run
+    assert rows[0]["eval_reward_accuracy"] is not None
+    metrics = (out / "round_1" / "train" / "metrics" / "train.jsonl").read_text().splitlines()
+    assert json.loads(metrics[0])["DPO Loss"] == pytest.approx(math.log(2), abs=1e-5)
+
+    resumed: list[str] = []
+    Iteration(load_config(ONLINE_CONFIG, [*lora, "rounds=2"]), out, in_process(resumed))()
+    assert resumed[:2] == ["round_2/sample", "round_2/train"]  # round 1 is not redone
+    config = yaml.safe_load((out / "round_2" / "train" / "config.yaml").read_text())
+    assert config["model"]["path"] == str(merged) and config["lora"]["rank"] == 4
 
 
 @pytest.mark.slow

@@ -126,4 +126,4 @@ def test_quick_start_online_iterates_from_the_sft_model(tmp_path: Path) -> None:
     ]
     assert f"policy.checkpoint_dir={demo}/runs/sft/checkpoints" in result.stdout
     refused = run_cli([*quick_start, "--lora"])
-    assert refused.returncode == 2 and "LoRA rounds are not supported" in refused.stderr
+    assert refused.returncode == 2 and "for LoRA rounds add lora" in refused.stderr

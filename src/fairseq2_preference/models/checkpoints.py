@@ -88,16 +88,16 @@ def follow_policy(
     ``model.name`` brings the reference along (the tokenizer keeps its default,
     the Llama 3 Instruct tokenizer all Llama 3.x models share).
     """
+    if reference is not None:
+        _describe(reference)  # a reference by path loads like the policy by path
     if model.path is None:
         if model.name not in (None, default_name) and _is_default(reference, default_name):
             assert reference is not None
             reference.name = model.name
         return
-    if model.family not in (None, "llama") or model.arch is not None:
+    checkpoint = _describe(model)
+    if checkpoint is None:
         return  # the user describes the model; fairseq2 validates it
-    checkpoint = read_checkpoint_dir(Path(model.path))
-    model.name, model.family = None, checkpoint.family  # no "both name and path" warning
-    model.config_overrides = _merged(checkpoint.model_config, model.config_overrides)
     if _is_default(reference, default_name):
         assert reference is not None
         reference.name, reference.path, reference.family = None, model.path, model.family
@@ -110,6 +110,18 @@ def follow_policy(
             return
         tokenizer.name, tokenizer.path, tokenizer.family = None, checkpoint.tokenizer_path, "llama"
         tokenizer.config_overrides = checkpoint.tokenizer_config
+
+
+def _describe(section: ModelSection | ReferenceModelSection) -> LocalCheckpoint | None:
+    """Fill ``family`` and the model config of a ``path`` to a Llama directory in
+    place (its ``name`` cleared: no "both name and path" warning); the checkpoint
+    read, or ``None`` when there is no path or the user describes the model."""
+    if section.path is None or section.family not in (None, "llama") or section.arch is not None:
+        return None
+    checkpoint = read_checkpoint_dir(Path(section.path))
+    section.name, section.family = None, checkpoint.family
+    section.config_overrides = _merged(checkpoint.model_config, section.config_overrides)
+    return checkpoint
 
 
 def describe_tokenizer_path(tokenizer: TokenizerSection) -> None:

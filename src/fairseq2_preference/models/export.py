@@ -63,9 +63,13 @@ def export_checkpoint(
             f"{checkpoints} has no checkpoint {'' if step is None else f'at step {step} '}"
             f"to export (found: {', '.join(steps) or 'none'}). Pass --step with one of them."
         )
-    resolver = init_fairseq2(extras=lambda c: _register_assets(c, checkpoints, run_config))
-    store = resolver.resolve(AssetStore)  # type: ignore[type-abstract]
     name = "last_checkpoint" if step is None else f"checkpoint_step_{step}"
+    cards = checkpoints
+    base = _checkpoint_base(run_config)
+    if base is not None:  # a LoRA run on another run's checkpoint: its cards, not ours
+        cards, name = base
+    resolver = init_fairseq2(extras=lambda c: _register_assets(c, cards, run_config))
+    store = resolver.resolve(AssetStore)  # type: ignore[type-abstract]
     hub = get_llama_model_hub()
     card = store.retrieve_card(name)
     if card.field("model_family").as_(str) != "llama":
@@ -135,6 +139,20 @@ def _run_config(run_dir: Path) -> dict[str, Any]:
         )
     config = yaml.safe_load(file.read_text(encoding="utf-8"))
     return config if isinstance(config, dict) else {}
+
+
+def _checkpoint_base(run_config: dict[str, Any]) -> tuple[Path, str] | None:
+    """For a LoRA run whose base is a checkpoint of another run (``model.name:
+    last_checkpoint`` or ``checkpoint_step_<N>`` of ``prev_checkpoint_dir``): that
+    run's checkpoint directory and the base's card name. The LoRA run's own
+    checkpoints hold adapters only and would shadow those card names."""
+    if run_config.get("lora") is None:
+        return None
+    name = str((run_config.get("model") or {}).get("name"))
+    previous = ((run_config.get("common") or {}).get("assets") or {}).get("prev_checkpoint_dir")
+    if previous is None or not (name == "last_checkpoint" or name.startswith("checkpoint_step_")):
+        return None
+    return Path(previous), name
 
 
 def _register_assets(container: Any, checkpoints: Path, run_config: dict[str, Any]) -> None:

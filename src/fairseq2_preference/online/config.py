@@ -152,12 +152,6 @@ def load_config(file: Path | None, overrides: list[str]) -> IterateConfig:
             "`rounds` and `pairs_per_prompt` must be at least 1 and `samples_per_prompt` at "
             "least 2 (a pair needs two)."
         )
-    if uses_lora(config.train):
-        raise PreferenceConfigError(
-            "LoRA rounds are not supported yet: each round's policy must be a full checkpoint "
-            "(adapter-only checkpoints cannot be sampled from). Remove `lora` from the train "
-            "config and overrides."
-        )
     policy = config.policy
     if (policy.name is None) == (policy.path is None):
         raise PreferenceConfigError("Set exactly one of `policy.name` and `policy.path`.")

@@ -40,7 +40,12 @@ import yaml
 
 from fairseq2_preference.errors import PreferenceConfigError, PreferenceDataError
 from fairseq2_preference.io import atomic_write_jsonl, atomic_write_text
-from fairseq2_preference.online.config import IterateConfig, PolicySection, unstructure
+from fairseq2_preference.online.config import (
+    IterateConfig,
+    PolicySection,
+    unstructure,
+    uses_lora,
+)
 from fairseq2_preference.online.judging import check_judge, create_judge
 from fairseq2_preference.online.pair_eval import SUMMARY as LOGPS_SUMMARY
 from fairseq2_preference.online.pair_eval import reward_accuracy, sequence_logps
@@ -105,7 +110,10 @@ class Iteration:
         return self.out_dir / f"round_{r}"
 
     def next_policy(self, r: int) -> PolicySection:
-        """The policy round ``r`` trained: its run's last checkpoint."""
+        """The policy round ``r`` trained: its run's last checkpoint, or with LoRA the
+        merged model exported from it (adapter-only checkpoints cannot be sampled)."""
+        if uses_lora(self.config.train):
+            return PolicySection(path=str(self.round_dir(r) / "policy"))
         checkpoints = self.round_dir(r) / "train" / "checkpoints"
         return PolicySection(name="last_checkpoint", checkpoint_dir=str(checkpoints))
 
@@ -157,6 +165,10 @@ class Iteration:
         if not (directory / "train.done").is_file():
             self.train(directory, r, policy)
             atomic_write_text(directory / "train.done", "")
+        merged = directory / "policy"
+        if uses_lora(self.config.train) and not merged.is_dir():  # written whole or not at all
+            export = ["lm", "export_hf", str(directory / "train"), str(merged)]
+            self.run(export, directory / "policy.log")
         trained = self.next_policy(r)
         summary = {
             "round": r,
