@@ -224,6 +224,20 @@ def test_completions_cut_at_the_length_limit_are_flagged_and_never_paired(
     assert drops == {"completions: cut at max_gen_len": 1}
 
 
+def test_the_lora_export_runs_in_one_process_whatever_the_launcher(
+    tmp_path: Path, tiny_assets: Path
+) -> None:
+    """Stages run under the launcher (torchrun: every rank); the merge-export of a LoRA
+    round must not (N processes would write one directory)."""
+    failing = f"launcher=[{sys.executable}, -c, 'raise SystemExit(3)']"
+    config = load_config(ONLINE_CONFIG, [*online_overrides(tiny_assets, tiny_assets), failing])
+    iteration = Iteration(config, tmp_path)
+    with pytest.raises(StageFailed, match="exit 3"):
+        iteration.run(["lm", "export_hf", "--help"], tmp_path / "launched.log")
+    iteration.run_one(["lm", "export_hf", "--help"], tmp_path / "one.log")
+    assert "a run's checkpoint as a Hugging Face model" in (tmp_path / "one.log").read_text()
+
+
 def in_process(calls: list[str], fail_at: str | None = None) -> Any:
     """Runs each stage with our command line in this process (what a subprocess runs,
     without its start-up), recording ``<round dir>/<stage>``; raises at ``fail_at``."""

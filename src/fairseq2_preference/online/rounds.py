@@ -91,6 +91,7 @@ class Iteration:
         self.config = config
         self.out_dir = out_dir
         self.run = run or subprocess_runner(config.launcher)
+        self.run_one = run or subprocess_runner([])  # a single process, whatever the launcher
 
     def __call__(self) -> list[dict[str, Any]]:
         """Run the rounds not yet done; the rows of ``rounds.jsonl``."""
@@ -168,7 +169,7 @@ class Iteration:
         merged = directory / "policy"
         if uses_lora(self.config.train) and not merged.is_dir():  # written whole or not at all
             export = ["lm", "export_hf", str(directory / "train"), str(merged)]
-            self.run(export, directory / "policy.log")
+            self.run_one(export, directory / "policy.log")
         trained = self.next_policy(r)
         summary = {
             "round": r,
