@@ -37,7 +37,8 @@ def test_every_example_is_covered() -> None:
                      "tiny_dpo_cpu.yaml", "tiny_sft_cpu.yaml",
                      "dpo_llama3_1_8b_lora_1gpu.yaml", "llama3_1_8b_instruct_kto.yaml",
                      "tiny_online_dpo_cpu.yaml",
-                     "llama3_1_8b_instruct_online_dpo.yaml"):  # fmt: skip
+                     "llama3_1_8b_instruct_online_dpo.yaml",
+                     "llama3_1_8b_instruct_online_dpo_lora_1gpu.yaml"):  # fmt: skip
         assert expected in names
     assert {p.stem for p in LEGACY} == {"dpo", "dpo_from_checkpoint", "simpo", "orpo", "cpo"}
 
@@ -63,7 +64,7 @@ def test_online_configs_and_their_stage_configs_are_valid(
         capsys, "preference_finetune", "--config-file", str(train), "--config",
         *config.overrides, *config.train.overrides,
     )  # fmt: skip
-    assert dumped["tokenizer"]["name"] == config.overrides[-1].split("=")[1]
+    assert dumped["tokenizer"]["name"] == config.overrides[0].split("=")[1]
     if config.policy.name == "last_checkpoint":
         with pytest.raises(PreferenceConfigError, match=r"set `policy\.checkpoint_dir`"):
             load_config(path, paths[1:])
