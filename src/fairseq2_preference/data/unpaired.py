@@ -25,13 +25,13 @@ from typing import Any
 
 from fairseq2.data.data_pipeline import DataPipelineBuilder, read_sequence
 from fairseq2.data.tokenizers import Tokenizer
-from fairseq2.datasets import DataReader
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from fairseq2_preference.data.batch import PreferenceBatch, StepGroup
 from fairseq2_preference.data.dataset import PreferenceDataset, ReadOptions
 from fairseq2_preference.data.hf_dataset import chat_or_plain_encoder
 from fairseq2_preference.data.jsonl import RowSchema
+from fairseq2_preference.data.reader import WrappedReader
 from fairseq2_preference.errors import PreferenceDataError
 
 LABEL = "label"
@@ -116,15 +116,8 @@ def with_mismatched_completions(rows: list[dict[str, Any]]) -> list[dict[str, An
     return out
 
 
-class StepGroupReader(DataReader[PreferenceBatch]):
+class StepGroupReader(WrappedReader[PreferenceBatch]):
     """Tags every batch of an optimizer step with the :class:`StepGroup` of that step."""
-
-    def __init__(self, inner: DataReader[PreferenceBatch]) -> None:
-        self._inner = inner
-
-    @override
-    def __iter__(self) -> Self:
-        return self
 
     @override
     def __next__(self) -> list[PreferenceBatch]:
@@ -133,20 +126,3 @@ class StepGroupReader(DataReader[PreferenceBatch]):
         for batch in batches:
             batch.step = group
         return batches
-
-    @override
-    def reset(self) -> None:
-        self._inner.reset()
-
-    @override
-    def state_dict(self) -> dict[str, object]:
-        return self._inner.state_dict()
-
-    @override
-    def load_state_dict(self, state_dict: dict[str, object]) -> None:
-        self._inner.load_state_dict(state_dict)
-
-    @property
-    @override
-    def num_accumulate(self) -> int:
-        return self._inner.num_accumulate

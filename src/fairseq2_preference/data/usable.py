@@ -19,9 +19,10 @@ from typing import Any, TypeVar
 
 from fairseq2.datasets import DataReader
 from fairseq2.logging import log
-from typing_extensions import Self, override
+from typing_extensions import override
 
 from fairseq2_preference.data.batching import LengthFilter
+from fairseq2_preference.data.reader import WrappedReader
 from fairseq2_preference.errors import PreferenceDataError
 
 BatchT = TypeVar("BatchT")
@@ -79,7 +80,7 @@ def _ids(ids: list[str]) -> str:
     return shown + (", ..." if len(ids) > MAX_IDS_SHOWN else "")
 
 
-class CheckedReader(DataReader[BatchT]):
+class CheckedReader(WrappedReader[BatchT]):
     """A reader that names the file and line of a non-UTF-8 byte and, for training,
     refuses to be empty on its first pass."""
 
@@ -93,7 +94,7 @@ class CheckedReader(DataReader[BatchT]):
         files: Sequence[Path],
         training: bool,
     ) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._what = what
         self._stats = stats
         self._filter = length_filter
@@ -101,10 +102,6 @@ class CheckedReader(DataReader[BatchT]):
         self._files = files
         self._first_pass = training
         self._has_read = False
-
-    @override
-    def __iter__(self) -> Self:
-        return self
 
     @override
     def __next__(self) -> list[BatchT]:
@@ -165,21 +162,8 @@ class CheckedReader(DataReader[BatchT]):
         )
 
     @override
-    def reset(self) -> None:
-        self._inner.reset()
-
-    @override
-    def state_dict(self) -> dict[str, object]:
-        return self._inner.state_dict()
-
-    @override
     def load_state_dict(self, state_dict: dict[str, object]) -> None:
         # A resumed run is past its first pass: the counts would be partial.
         self._first_pass = False
         self._stats.finish()
-        self._inner.load_state_dict(state_dict)
-
-    @property
-    @override
-    def num_accumulate(self) -> int:
-        return self._inner.num_accumulate
+        super().load_state_dict(state_dict)

@@ -92,6 +92,7 @@ class Iteration:
         self.out_dir = out_dir
         self.run = run or subprocess_runner(config.launcher)
         self.run_one = run or subprocess_runner([])  # a single process, whatever the launcher
+        self.lora = uses_lora(config.train)  # rounds hand on merged exports, not checkpoints
 
     def __call__(self) -> list[dict[str, Any]]:
         """Run the rounds not yet done; the rows of ``rounds.jsonl``."""
@@ -113,7 +114,7 @@ class Iteration:
     def next_policy(self, r: int) -> PolicySection:
         """The policy round ``r`` trained: its run's last checkpoint, or with LoRA the
         merged model exported from it (adapter-only checkpoints cannot be sampled)."""
-        if uses_lora(self.config.train):
+        if self.lora:
             return PolicySection(path=str(self.round_dir(r) / "policy"))
         checkpoints = self.round_dir(r) / "train" / "checkpoints"
         return PolicySection(name="last_checkpoint", checkpoint_dir=str(checkpoints))
@@ -167,7 +168,7 @@ class Iteration:
             self.train(directory, r, policy)
             atomic_write_text(directory / "train.done", "")
         merged = directory / "policy"
-        if uses_lora(self.config.train) and not merged.is_dir():  # written whole or not at all
+        if self.lora and not merged.is_dir():  # written whole or not at all
             export = ["lm", "export_hf", str(directory / "train"), str(merged)]
             self.run_one(export, directory / "policy.log")
         trained = self.next_policy(r)
@@ -320,8 +321,7 @@ def training_metrics(run: Path) -> dict[str, float | None]:
         file = run / "metrics" / f"{split}.jsonl"
         rows = read_jsonl(file) if file.is_file() else []
         last = rows[-1] if rows else {}
-        loss = next((k for k in last if k.endswith("Loss") and k != "NLL Loss"), None)
-        out[f"{prefix}loss"] = last.get(loss) if loss else None
+        out[f"{prefix}loss"] = last.get("Loss")
         out[f"{prefix}reward_accuracy"] = last.get("Rewards/Accuracies")
     return out
 
